@@ -1,0 +1,88 @@
+//! The one place where failures become HTTP answers: status, JSON body, retry headers.
+//!
+//! Bad data is always 4xx (a sender retries 5xx forever); overload is 429 with `Retry-After`
+//! so the sender backs off and retries; internal details are not leaked.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    Overloaded { retry_after_seconds: u32 },
+    Unavailable(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    status: u16,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest(m)
+            | Self::NotFound(m)
+            | Self::PayloadTooLarge(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::Unavailable(m) => m.clone(),
+            Self::Unauthorized => "authentication required".into(),
+            Self::Overloaded {
+                retry_after_seconds,
+            } => {
+                format!(
+                    "overloaded: too many concurrent write requests; retry after {retry_after_seconds}s"
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = self.message();
+        let mut resp = (
+            status,
+            axum::Json(Body {
+                error: &message,
+                status: status.as_u16(),
+            }),
+        )
+            .into_response();
+        match &self {
+            Self::Overloaded {
+                retry_after_seconds,
+            } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            Self::Unauthorized => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"sre-agent\""),
+                );
+            }
+            _ => {}
+        }
+        resp
+    }
+}

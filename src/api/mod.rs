@@ -1,0 +1,41 @@
+//! HTTP routes (axum). Handlers translate between HTTP and the pipeline; they hold no state of
+//! their own and never block on outbound I/O.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod write;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::Pipeline;
+
+pub fn router(p: Arc<Pipeline>) -> Router {
+    // The write handler enforces its own (configured) body limit and answers 413 itself.
+    let body_limit = p.config.ingest.max_body_bytes.saturating_add(1);
+    Router::new()
+        .route("/api/v1/write", post(write::handle))
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .route("/live", get(routes::live))
+        .route("/metrics", get(routes::metrics))
+        .route("/api/v1/status", get(routes::status))
+        .route("/api/v1/metrics", get(routes::catalog))
+        .route("/api/v1/anomalies", get(routes::anomalies))
+        .route("/api/v1/anomalies/{id}", get(routes::anomaly))
+        .route(
+            "/api/v1/anomalies/{id}/acknowledge",
+            post(routes::acknowledge),
+        )
+        .route("/api/v1/baselines", get(routes::baselines))
+        .route("/api/v1/series", get(routes::series_list))
+        .route("/api/v1/series/{id}", get(routes::series_one))
+        .fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(p)
+}

@@ -1,0 +1,259 @@
+//! Read and management routes: health, status, catalog, anomalies, baselines, series, /metrics.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::api_allowed;
+use super::error::ApiError;
+use crate::Pipeline;
+use crate::detect::Severity;
+use crate::detect::book::{AnomalyFilter, BookError};
+use crate::store::matcher::Matcher;
+
+type Shared = State<Arc<Pipeline>>;
+
+pub async fn health(State(p): Shared) -> Json<serde_json::Value> {
+    Json(
+        json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION"), "uptime_seconds": p.uptime_seconds()}),
+    )
+}
+
+pub async fn ready(State(p): Shared) -> Response {
+    if p.is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::Unavailable("starting".into()).into_response()
+    }
+}
+
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "alive"}))
+}
+
+pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
+    let t = &p.telemetry;
+    let c = &p.config;
+    Json(json!({
+        "running": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": p.uptime_seconds(),
+        "active_anomalies": p.book.active_count(),
+        "baselines_loaded": p.store.series_count(),
+        "series_active": p.store.series_count(),
+        "series_limit": c.store.max_series,
+        "samples_received": t.samples_received.load(std::sync::atomic::Ordering::Relaxed),
+        "samples_detected": t.samples_detected.load(std::sync::atomic::Ordering::Relaxed),
+        "ingest": {"remote_write": "/api/v1/write", "protocols": ["prometheus.WriteRequest", "io.prometheus.write.v2.Request"], "auth": c.ingest.auth.enabled()},
+        "outputs": {
+            "webhook": !c.notification.webhook.url.is_empty(),
+            "alertmanager": !c.notification.alertmanager.url.is_empty(),
+            "remote_write": !c.writeback.url.is_empty(),
+        },
+        "metrics_collector_connected": t.samples_received.load(std::sync::atomic::Ordering::Relaxed) > 0,
+    }))
+}
+
+pub async fn catalog(State(p): Shared) -> Json<serde_json::Value> {
+    let mut counts = vec![0usize; p.store.catalog.classes.len()];
+    p.store.for_each(|s| {
+        if let Some(c) = counts.get_mut(s.class as usize) {
+            *c += 1;
+        }
+    });
+    let metrics: Vec<serde_json::Value> = p
+        .store
+        .catalog
+        .classes
+        .iter()
+        .zip(counts)
+        .map(|(c, n)| {
+            json!({
+                "category": c.category, "name": c.entry.name, "labels": c.entry.labels, "unit": c.entry.unit,
+                "description": c.entry.description, "direction": c.entry.direction,
+                "min_abs_deviation": c.entry.min_abs_deviation, "min_rel_deviation": c.entry.min_rel_deviation,
+                "seasonal": c.entry.seasonal, "active_series": n,
+            })
+        })
+        .collect();
+    Json(json!({"metrics": metrics}))
+}
+
+#[derive(Deserialize)]
+pub struct AnomalyQuery {
+    category: Option<String>,
+    severity: Option<String>,
+    active_only: Option<bool>,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, ApiError> {
+    Severity::ALL
+        .into_iter()
+        .find(|v| v.as_str() == s.to_ascii_lowercase())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown severity {s:?}: expected low, medium, high or critical"
+            ))
+        })
+}
+
+pub async fn anomalies(
+    State(p): Shared,
+    Query(q): Query<AnomalyQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = AnomalyFilter {
+        category: q.category,
+        severity: q.severity.as_deref().map(parse_severity).transpose()?,
+        active_only: q.active_only.unwrap_or(true),
+    };
+    let list = p.book.list(&filter);
+    Ok(Json(json!({"count": list.len(), "anomalies": list})))
+}
+
+fn not_found(e: BookError) -> ApiError {
+    ApiError::NotFound(e.to_string())
+}
+
+pub async fn anomaly(
+    State(p): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let a = p.book.get(&id).map_err(not_found)?;
+    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct AckBody {
+    #[serde(default, alias = "approver", alias = "user")]
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn acknowledge(
+    State(p): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !api_allowed(&headers, &p.config.api.auth_token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let ack: AckBody = if body.is_empty() {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let by = if ack.by.is_empty() {
+        "api"
+    } else {
+        ack.by.as_str()
+    };
+    let a = p
+        .book
+        .acknowledge(&id, by, &ack.comment)
+        .map_err(not_found)?;
+    tracing::info!(anomaly = %a.id, by, "anomaly acknowledged");
+    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+pub struct SeriesQuery {
+    #[serde(rename = "match")]
+    selector: Option<String>,
+    limit: Option<usize>,
+}
+
+fn matcher(q: &SeriesQuery) -> Result<Matcher, ApiError> {
+    Matcher::parse(q.selector.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+pub async fn baselines(
+    State(p): Shared,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = matcher(&q)?;
+    let list = p.store.baselines(&m, q.limit.unwrap_or(1000).min(100_000));
+    Ok(Json(json!({"count": list.len(), "baselines": list})))
+}
+
+pub async fn series_list(
+    State(p): Shared,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = matcher(&q)?;
+    let list = p.store.find(&m, q.limit.unwrap_or(1000).min(100_000));
+    Ok(Json(json!({"count": list.len(), "series": list})))
+}
+
+#[derive(Deserialize)]
+pub struct SamplesQuery {
+    /// Only samples at or after this timestamp (ms).
+    since: Option<i64>,
+}
+
+pub async fn series_one(
+    State(p): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<SamplesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let hash = u64::from_str_radix(&id, 16)
+        .map_err(|_| ApiError::NotFound(format!("no series with id {id}")))?;
+    let since = q.since.unwrap_or(i64::MIN);
+    let found = p
+        .store
+        .with_series(hash, |s| (p.store.snapshot(s), s.ring.samples_since(since)));
+    let (snapshot, samples) =
+        found.ok_or_else(|| ApiError::NotFound(format!("no series with id {id}")))?;
+    // Copy made under the shard lock above; serialization happens after it is released.
+    let samples: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|(t, v)| {
+            json!([
+                t,
+                if v.is_finite() {
+                    json!(v)
+                } else {
+                    json!(v.to_string())
+                }
+            ])
+        })
+        .collect();
+    Ok(Json(json!({"series": snapshot, "samples": samples})))
+}
+
+pub async fn metrics(State(p): Shared) -> Response {
+    let mut out = String::with_capacity(16 * 1024);
+    let active = p.book.active_by_severity();
+    p.telemetry
+        .render(&mut out, p.store.series_count(), &active, None);
+    let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);
+    crate::writeback::render(&mut out, &exported);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+pub async fn fallback() -> Response {
+    ApiError::NotFound("no such route".into()).into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": "method not allowed", "status": 405})),
+    )
+        .into_response()
+}

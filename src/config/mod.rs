@@ -1,0 +1,819 @@
+//! Typed configuration: defaults, `${VAR:-default}` substitution, and validation in one place.
+//!
+//! With no file, the embedded `config/config.yaml` is used, so `sre-agent serve` runs on its
+//! defaults. Unknown keys and invalid values are errors that name the key and its line. Nothing
+//! here starts anything; [`crate::Pipeline`] builds the running parts from a `Config`.
+
+pub mod catalog;
+pub mod duration;
+pub mod env;
+pub mod secret;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use catalog::{Catalog, CatalogFile};
+pub use secret::Secret;
+
+use crate::detect::DetectParams;
+use crate::detect::lifecycle::LifecycleParams;
+
+/// The default configuration, shipped in the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/config.yaml");
+/// The default metric catalog, shipped in the binary.
+pub const DEFAULT_CATALOG: &str = include_str!("../../config/metrics.yaml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: invalid configuration:\n{}", .problems.join("\n"))]
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub app: AppConfig,
+    pub api: ApiConfig,
+    pub ingest: IngestConfig,
+    pub store: StoreConfig,
+    pub anomaly_detection: DetectionConfig,
+    pub notification: NotificationConfig,
+    pub writeback: WritebackConfig,
+    /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub catalog_file: String,
+    // Sections of the seed that later stages use; accepted and validated now so a seed config
+    // loads, and reported as inactive at start.
+    pub prometheus: PrometheusConfig,
+    pub loki: LokiConfig,
+    pub llm: LlmConfig,
+    pub baseline: BaselineConfig,
+    pub risk_assessment: serde_json::Value,
+    pub auto_remediation: serde_json::Value,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            app: AppConfig::default(),
+            api: ApiConfig::default(),
+            ingest: IngestConfig::default(),
+            store: StoreConfig::default(),
+            anomaly_detection: DetectionConfig::default(),
+            notification: NotificationConfig::default(),
+            writeback: WritebackConfig::default(),
+            catalog_file: String::new(),
+            prometheus: PrometheusConfig::default(),
+            loki: LokiConfig::default(),
+            llm: LlmConfig::default(),
+            baseline: BaselineConfig::default(),
+            risk_assessment: serde_json::Value::Null,
+            auto_remediation: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub name: String,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub version: String,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub environment: String,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub log_level: String,
+    /// `text` or `json`.
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub log_format: String,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub data_dir: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: "sre-agent".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            environment: "development".into(),
+            log_level: "info".into(),
+            log_format: "text".into(),
+            data_dir: "./data".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub host: String,
+    pub port: u16,
+    /// Accepted for seed compatibility; the server uses tokio's worker pool (one per core).
+    pub workers: u32,
+    /// Bearer token required by mutating API routes (acknowledge); open when empty.
+    pub auth_token: Secret,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            workers: 0,
+            auth_token: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest compressed body accepted (413 above). Prometheus' batches are ~100–500 KB.
+    pub max_body_bytes: usize,
+    /// Largest decompressed message accepted (413 above).
+    pub max_decompressed_bytes: usize,
+    /// Write requests processed at once; more get 429 so the sender backs off and retries.
+    pub max_inflight_requests: usize,
+    pub retry_after_seconds: u32,
+    pub auth: AuthConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_inflight_requests: 32,
+            retry_after_seconds: 1,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub username: String,
+    pub password: Secret,
+    pub bearer_token: Secret,
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.username.is_empty() || !self.bearer_token.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// Active series limit; new series beyond it are refused (existing ones are unaffected).
+    pub max_series: usize,
+    /// Series with no sample for this long are evicted and their memory freed.
+    #[serde(with = "duration")]
+    pub series_idle_timeout: Duration,
+    /// Number of shards (a power of two); each is written by one request at a time.
+    pub shards: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(3600),
+            max_series: 500_000,
+            series_idle_timeout: Duration::from_secs(15 * 60),
+            shards: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Seed key: how often the periodic work (seasonality, eviction, re-sends) runs.
+    pub check_interval_seconds: u64,
+    pub zscore_threshold: f64,
+    pub mad_threshold: f64,
+    pub ensemble_min_votes: usize,
+    pub warmup_samples: u32,
+    pub ewma_alpha: f64,
+    /// Score (in [0, 1]) above which a sample is anomalous.
+    pub alert_threshold: f64,
+    pub pending_samples: u16,
+    pub resolve_samples: u16,
+    pub resolve_ratio: f64,
+    /// Detect only series that match the catalog.
+    pub only_catalog: bool,
+    pub seasonality: SeasonalityConfig,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        let d = DetectParams::default();
+        let l = LifecycleParams::default();
+        Self {
+            check_interval_seconds: 60,
+            zscore_threshold: d.zscore_threshold,
+            mad_threshold: d.mad_threshold,
+            ensemble_min_votes: d.min_votes,
+            warmup_samples: d.warmup_samples,
+            ewma_alpha: d.ewma_alpha,
+            alert_threshold: d.alert_threshold,
+            pending_samples: l.pending_samples,
+            resolve_samples: l.resolve_samples,
+            resolve_ratio: l.resolve_ratio,
+            only_catalog: false,
+            seasonality: SeasonalityConfig::default(),
+        }
+    }
+}
+
+impl DetectionConfig {
+    pub fn detect_params(&self) -> DetectParams {
+        DetectParams {
+            zscore_threshold: self.zscore_threshold,
+            mad_threshold: self.mad_threshold,
+            min_votes: self.ensemble_min_votes,
+            warmup_samples: self.warmup_samples,
+            ewma_alpha: self.ewma_alpha,
+            alert_threshold: self.alert_threshold,
+            seasonal_period_ms: self.seasonality.period.as_millis() as i64,
+            seasonal_bins: self.seasonality.bins,
+            seasonal_enabled: self.seasonality.enabled,
+        }
+    }
+
+    pub fn lifecycle_params(&self) -> LifecycleParams {
+        LifecycleParams {
+            pending_samples: self.pending_samples,
+            resolve_samples: self.resolve_samples,
+            resolve_ratio: self.resolve_ratio,
+            alert_threshold: self.alert_threshold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeasonalityConfig {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub period: Duration,
+    pub bins: usize,
+    /// Share of variance the profile must explain before it is used.
+    pub min_strength: f32,
+}
+
+impl Default for SeasonalityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            period: Duration::from_secs(86_400),
+            bins: 24,
+            min_strength: 0.3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationConfig {
+    pub webhook: WebhookConfig,
+    pub alertmanager: AlertmanagerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    pub timeout_seconds: u64,
+    pub queue_size: usize,
+    pub max_retries: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_seconds: 10,
+            queue_size: 4096,
+            max_retries: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    /// Firing alerts are re-posted this often, well inside Alertmanager's 5 min resolve_timeout.
+    #[serde(with = "duration")]
+    pub resend_interval: Duration,
+    pub timeout_seconds: u64,
+    pub queue_size: usize,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            resend_interval: Duration::from_secs(60),
+            timeout_seconds: 10,
+            queue_size: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WritebackConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Export every detected series, not only those with an active anomaly.
+    pub export_all: bool,
+    pub timeout_seconds: u64,
+    /// Batches waiting to be sent; the oldest is dropped (and counted) when full.
+    pub queue_size: usize,
+    pub max_retries: u32,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub username: String,
+    pub password: Secret,
+}
+
+impl Default for WritebackConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            interval: Duration::from_secs(30),
+            export_all: false,
+            timeout_seconds: 10,
+            queue_size: 16,
+            max_retries: 5,
+            username: String::new(),
+            password: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    pub timeout_seconds: u64,
+    pub retry_attempts: u32,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_seconds: 30,
+            retry_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LokiConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for LokiConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub provider: String,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub model: String,
+    pub api_key: Secret,
+    pub max_tokens: u32,
+    pub temperature: f64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-20250514".into(),
+            api_key: Secret::default(),
+            max_tokens: 4096,
+            temperature: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    pub min_history_days: u32,
+    pub optimal_history_days: u32,
+    pub learning_interval_hours: u32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            min_history_days: 7,
+            optimal_history_days: 30,
+            learning_interval_hours: 24,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults, with the process environment substituted.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, "embedded config/config.yaml", |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = env::substitute(text, env);
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?
+        };
+        let problems: Vec<String> = config
+            .problems()
+            .into_iter()
+            .map(|(key, msg)| match line_of(&text, &key) {
+                Some(line) => format!("  {key} (line {line}): {msg}"),
+                None => format!("  {key}: {msg}"),
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.into(),
+                problems,
+            })
+        }
+    }
+
+    /// Every invalid value, as (dotted key, reason); all reported at once.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut check = |ok: bool, key: &str, msg: &str| {
+            if !ok {
+                p.push((key.to_string(), msg.to_string()));
+            }
+        };
+        let d = &self.anomaly_detection;
+        check(
+            d.zscore_threshold.is_finite() && d.zscore_threshold > 0.0,
+            "anomaly_detection.zscore_threshold",
+            "must be a positive number",
+        );
+        check(
+            d.mad_threshold.is_finite() && d.mad_threshold > 0.0,
+            "anomaly_detection.mad_threshold",
+            "must be a positive number",
+        );
+        check(
+            (1..=3).contains(&d.ensemble_min_votes),
+            "anomaly_detection.ensemble_min_votes",
+            "must be 1, 2 or 3 (there are three detectors)",
+        );
+        check(
+            d.ewma_alpha > 0.0 && d.ewma_alpha < 1.0,
+            "anomaly_detection.ewma_alpha",
+            "must be in (0, 1)",
+        );
+        check(
+            d.alert_threshold > 0.0 && d.alert_threshold < 1.0,
+            "anomaly_detection.alert_threshold",
+            "must be in (0, 1)",
+        );
+        check(
+            d.pending_samples >= 1,
+            "anomaly_detection.pending_samples",
+            "must be at least 1",
+        );
+        check(
+            d.resolve_samples >= 1,
+            "anomaly_detection.resolve_samples",
+            "must be at least 1",
+        );
+        check(
+            d.resolve_ratio > 0.0 && d.resolve_ratio <= 1.0,
+            "anomaly_detection.resolve_ratio",
+            "must be in (0, 1]",
+        );
+        check(
+            d.check_interval_seconds >= 1,
+            "anomaly_detection.check_interval_seconds",
+            "must be at least 1",
+        );
+        check(
+            (2..=1440).contains(&d.seasonality.bins),
+            "anomaly_detection.seasonality.bins",
+            "must be between 2 and 1440",
+        );
+        check(
+            d.seasonality.period >= Duration::from_secs(60),
+            "anomaly_detection.seasonality.period",
+            "must be at least 1m",
+        );
+        check(
+            (0.0..=1.0).contains(&d.seasonality.min_strength),
+            "anomaly_detection.seasonality.min_strength",
+            "must be in [0, 1]",
+        );
+        let s = &self.store;
+        check(
+            s.shards.is_power_of_two() && s.shards <= 4096,
+            "store.shards",
+            "must be a power of two up to 4096",
+        );
+        check(s.max_series >= 1, "store.max_series", "must be at least 1");
+        check(
+            s.retention >= Duration::from_secs(60),
+            "store.retention",
+            "must be at least 1m",
+        );
+        check(
+            s.series_idle_timeout >= Duration::from_secs(10),
+            "store.series_idle_timeout",
+            "must be at least 10s",
+        );
+        let i = &self.ingest;
+        check(
+            i.max_body_bytes >= 1024,
+            "ingest.max_body_bytes",
+            "must be at least 1024",
+        );
+        check(
+            i.max_decompressed_bytes >= i.max_body_bytes,
+            "ingest.max_decompressed_bytes",
+            "must be at least ingest.max_body_bytes",
+        );
+        check(
+            i.max_decompressed_bytes < u32::MAX as usize,
+            "ingest.max_decompressed_bytes",
+            "must be below 4 GiB",
+        );
+        check(
+            i.max_inflight_requests >= 1,
+            "ingest.max_inflight_requests",
+            "must be at least 1",
+        );
+        check(
+            i.auth.username.is_empty() || !i.auth.password.is_empty(),
+            "ingest.auth.password",
+            "is required when ingest.auth.username is set",
+        );
+        check(
+            matches!(self.app.log_format.as_str(), "text" | "json"),
+            "app.log_format",
+            "must be text or json",
+        );
+        for (key, url) in [
+            ("notification.webhook.url", &self.notification.webhook.url),
+            (
+                "notification.alertmanager.url",
+                &self.notification.alertmanager.url,
+            ),
+            ("writeback.url", &self.writeback.url),
+            ("prometheus.url", &self.prometheus.url),
+            ("loki.url", &self.loki.url),
+        ] {
+            check(
+                url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),
+                key,
+                "must be an http:// or https:// URL",
+            );
+        }
+        check(
+            self.writeback.interval >= Duration::from_secs(1),
+            "writeback.interval",
+            "must be at least 1s",
+        );
+        check(
+            self.notification.alertmanager.resend_interval >= Duration::from_secs(1),
+            "notification.alertmanager.resend_interval",
+            "must be at least 1s",
+        );
+        check(
+            self.notification.webhook.queue_size >= 1,
+            "notification.webhook.queue_size",
+            "must be at least 1",
+        );
+        check(
+            self.writeback.queue_size >= 1,
+            "writeback.queue_size",
+            "must be at least 1",
+        );
+        p
+    }
+
+    /// The metric catalog: `catalog_file` if set, else the embedded one.
+    pub fn catalog(&self) -> Result<Catalog, ConfigError> {
+        let (text, origin) = if self.catalog_file.is_empty() {
+            (
+                DEFAULT_CATALOG.to_string(),
+                "embedded config/metrics.yaml".to_string(),
+            )
+        } else {
+            let path = PathBuf::from(&self.catalog_file);
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            (text, self.catalog_file.clone())
+        };
+        let file: CatalogFile = serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let mut problems = Vec::new();
+        for (category, entries) in &file.categories {
+            for (i, e) in entries.iter().enumerate() {
+                if e.name.is_empty() {
+                    problems.push(format!(
+                        "  categories.{category}[{i}].name: must not be empty"
+                    ));
+                }
+                if !(e.min_abs_deviation >= 0.0 && e.min_rel_deviation >= 0.0) {
+                    problems.push(format!(
+                        "  categories.{category}[{i}] ({}): minimum deviations must be >= 0",
+                        e.name
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Catalog::from_file(file))
+        } else {
+            Err(ConfigError::Invalid { origin, problems })
+        }
+    }
+
+    pub fn listen_addr(&self) -> String {
+        format!("{}:{}", self.api.host, self.api.port)
+    }
+}
+
+/// Finds the line of a dotted key by walking the YAML's indentation: good enough to point a
+/// person at the right place, which is all it is for.
+fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    let mut from = 0usize;
+    let mut indent: Option<usize> = None;
+    let mut found = None;
+    let lines: Vec<&str> = text.lines().collect();
+    for key in dotted.split('.') {
+        let hit = lines.iter().enumerate().skip(from).find(|(_, l)| {
+            let trimmed = l.trim_start();
+            let this_indent = l.len() - trimmed.len();
+            indent.is_none_or(|i| this_indent > i)
+                && trimmed
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+        })?;
+        from = hit.0 + 1;
+        indent = Some(hit.1.len() - hit.1.trim_start().len());
+        found = Some(hit.0 + 1);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid_and_catalog_loads() {
+        let c = Config::parse(DEFAULT_CONFIG, "default", no_env).unwrap();
+        assert_eq!(c.anomaly_detection.ensemble_min_votes, 2);
+        assert_eq!(c.anomaly_detection.zscore_threshold, 3.0);
+        assert!(c.notification.webhook.url.is_empty());
+        let catalog = c.catalog().unwrap();
+        assert!(catalog.classes.len() >= 14);
+        for cat in [
+            "trading",
+            "matching",
+            "risk",
+            "wallet",
+            "api",
+            "infrastructure",
+        ] {
+            assert!(catalog.classes.iter().any(|c| c.category == cat), "{cat}");
+        }
+    }
+
+    #[test]
+    fn environment_fills_urls() {
+        let c = Config::parse(DEFAULT_CONFIG, "default", |k| {
+            (k == "WEBHOOK_URL").then(|| "http://hook:1/x".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.notification.webhook.url, "http://hook:1/x");
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        assert!(Config::parse("", "empty", no_env).is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse(
+            "anomaly_detection:\n  zscore_treshold: 3\n",
+            "f.yaml",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("zscore_treshold"), "{err}");
+        assert!(err.contains("f.yaml"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_line() {
+        let err = Config::parse(
+            "app:\n  name: x\nanomaly_detection:\n  warmup_samples: 3\n  zscore_threshold: -1\n",
+            "f.yaml",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("anomaly_detection.zscore_threshold (line 5)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_reported_with_position() {
+        let err = Config::parse("store:\n  max_series: lots\n", "f.yaml", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f.yaml"), "{err}");
+        assert!(err.contains('2') || err.contains("max_series"), "{err}");
+    }
+
+    #[test]
+    fn seed_config_sections_are_accepted() {
+        let seed = "app:\n  name: sre-agent\n  environment: production\n  log_level: INFO\nprometheus:\n  url: http://p:9090\n  timeout_seconds: 30\n  retry_attempts: 3\nllm:\n  provider: anthropic\n  api_key: sk-secret\nrisk_assessment:\n  weights:\n    severity: 0.35\nauto_remediation:\n  enabled: true\n  dry_run: true\n";
+        let c = Config::parse(seed, "seed", no_env).unwrap();
+        assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,277 @@
+//! The anomaly book: every firing and recently resolved anomaly, for the API and notifiers.
+//!
+//! It is written only on lifecycle transitions (rare next to samples), under one mutex that is
+//! never held across I/O. Resolved anomalies are kept up to a bound, oldest dropped first.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::Severity;
+use super::event::{AnomalyEvent, EventKind, ResolveReason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyState {
+    Firing,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at: String,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Anomaly {
+    pub id: String,
+    pub series_id: String,
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub category: String,
+    pub severity: Severity,
+    pub state: AnomalyState,
+    pub started_at: String,
+    /// Sample time at which it fired (after the pending samples).
+    pub fired_at: String,
+    /// Sample time of the resolution.
+    pub resolved_at: Option<String>,
+    pub resolve_reason: Option<ResolveReason>,
+    pub value: f64,
+    pub expected: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub sigma: f64,
+    pub score: f64,
+    pub direction: &'static str,
+    pub acknowledged: Option<Acknowledgement>,
+    pub summary: String,
+    pub description: String,
+}
+
+pub fn anomaly_id(raw: u64) -> String {
+    format!("ANO-{raw:x}")
+}
+
+pub fn parse_anomaly_id(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.strip_prefix("ANO-")?, 16).ok()
+}
+
+/// RFC 3339 for a millisecond timestamp (clamped to the epoch).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn fmt_value(v: f64) -> String {
+    if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 1e6) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+impl Anomaly {
+    fn from_event(e: &AnomalyEvent) -> Self {
+        let metric = e.labels.metric_name().to_string();
+        let direction = if e.score.value >= e.score.expected {
+            "above"
+        } else {
+            "below"
+        };
+        let target: Vec<String> = ["namespace", "service", "deployment", "pod", "instance"]
+            .iter()
+            .filter_map(|k| e.labels.get(k).map(|v| format!("{k}={v}")))
+            .collect();
+        let summary = format!(
+            "{metric} is anomalous ({direction} expected){}",
+            if target.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", target.join(" "))
+            }
+        );
+        let description = format!(
+            "current {} vs expected {} (normal band {} to {}), {:.1}σ, score {:.2}, severity {}",
+            fmt_value(e.score.value),
+            fmt_value(e.score.expected),
+            fmt_value(e.score.lower),
+            fmt_value(e.score.upper),
+            e.score.sigma.min(999.0),
+            e.score.score,
+            e.severity.as_str()
+        );
+        Self {
+            id: anomaly_id(e.anomaly_id),
+            series_id: crate::store::series_id(e.series_id),
+            metric,
+            labels: e.labels.to_map(),
+            category: e.category.clone(),
+            severity: e.severity,
+            state: AnomalyState::Firing,
+            started_at: rfc3339_ms(e.started_ts),
+            fired_at: rfc3339_ms(e.ts),
+            resolved_at: None,
+            resolve_reason: None,
+            value: e.score.value,
+            expected: e.score.expected,
+            lower: e.score.lower,
+            upper: e.score.upper,
+            sigma: e.score.sigma.min(1e6),
+            score: e.score.score,
+            direction,
+            acknowledged: None,
+            summary,
+            description,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BookError {
+    #[error("no anomaly with id {0}")]
+    NotFound(String),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AnomalyFilter {
+    pub category: Option<String>,
+    pub severity: Option<Severity>,
+    pub active_only: bool,
+}
+
+struct Inner {
+    by_id: HashMap<u64, Anomaly>,
+    resolved_order: VecDeque<u64>,
+}
+
+pub struct AnomalyBook {
+    inner: Mutex<Inner>,
+    max_resolved: usize,
+}
+
+impl AnomalyBook {
+    pub fn new(max_resolved: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                by_id: HashMap::new(),
+                resolved_order: VecDeque::new(),
+            }),
+            max_resolved,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a transition and returns the anomaly as it now stands.
+    pub fn record(&self, e: &AnomalyEvent) -> Anomaly {
+        let mut inner = self.lock();
+        let fresh = Anomaly::from_event(e);
+        let entry = inner
+            .by_id
+            .entry(e.anomaly_id)
+            .or_insert_with(|| fresh.clone());
+        match e.kind {
+            EventKind::Fired => {}
+            EventKind::Escalated => {
+                let ack = entry.acknowledged.take();
+                *entry = Anomaly {
+                    started_at: entry.started_at.clone(),
+                    fired_at: entry.fired_at.clone(),
+                    acknowledged: ack,
+                    ..fresh
+                };
+            }
+            EventKind::Resolved => {
+                entry.state = AnomalyState::Resolved;
+                entry.resolved_at = Some(rfc3339_ms(e.ts));
+                entry.resolve_reason = e.reason;
+            }
+        }
+        let out = entry.clone();
+        if e.kind == EventKind::Resolved {
+            inner.resolved_order.push_back(e.anomaly_id);
+            while inner.resolved_order.len() > self.max_resolved {
+                if let Some(old) = inner.resolved_order.pop_front() {
+                    inner.by_id.remove(&old);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn list(&self, f: &AnomalyFilter) -> Vec<Anomaly> {
+        let inner = self.lock();
+        let mut out: Vec<Anomaly> = inner
+            .by_id
+            .values()
+            .filter(|a| !f.active_only || a.state == AnomalyState::Firing)
+            .filter(|a| f.category.as_ref().is_none_or(|c| &a.category == c))
+            .filter(|a| f.severity.is_none_or(|s| a.severity == s))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Result<Anomaly, BookError> {
+        let raw = parse_anomaly_id(id).ok_or_else(|| BookError::NotFound(id.to_string()))?;
+        self.lock()
+            .by_id
+            .get(&raw)
+            .cloned()
+            .ok_or_else(|| BookError::NotFound(id.to_string()))
+    }
+
+    pub fn acknowledge(&self, id: &str, by: &str, comment: &str) -> Result<Anomaly, BookError> {
+        let raw = parse_anomaly_id(id).ok_or_else(|| BookError::NotFound(id.to_string()))?;
+        let mut inner = self.lock();
+        let a = inner
+            .by_id
+            .get_mut(&raw)
+            .ok_or_else(|| BookError::NotFound(id.to_string()))?;
+        a.acknowledged = Some(Acknowledgement {
+            by: by.to_string(),
+            at: rfc3339(SystemTime::now()),
+            comment: comment.to_string(),
+        });
+        Ok(a.clone())
+    }
+
+    pub fn active_by_severity(&self) -> [(&'static str, usize); 4] {
+        let inner = self.lock();
+        Severity::ALL.map(|s| {
+            (
+                s.as_str(),
+                inner
+                    .by_id
+                    .values()
+                    .filter(|a| a.state == AnomalyState::Firing && a.severity == s)
+                    .count(),
+            )
+        })
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.lock()
+            .by_id
+            .values()
+            .filter(|a| a.state == AnomalyState::Firing)
+            .count()
+    }
+}

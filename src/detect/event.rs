@@ -1,0 +1,52 @@
+//! What leaves the hot path when a series' anomaly state changes.
+
+use serde::Serialize;
+
+use super::lifecycle::Transition;
+use super::{Score, Severity};
+use crate::store::labels::SeriesLabels;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Fired,
+    Escalated,
+    Resolved,
+}
+
+impl From<Transition> for EventKind {
+    fn from(t: Transition) -> Self {
+        match t {
+            Transition::Fired(_) => Self::Fired,
+            Transition::Escalated(_) => Self::Escalated,
+            Transition::Resolved => Self::Resolved,
+        }
+    }
+}
+
+/// Why an anomaly resolved, when it did not simply calm down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveReason {
+    Recovered,
+    StalenessMarker,
+    Evicted,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnomalyEvent {
+    pub kind: EventKind,
+    pub anomaly_id: u64,
+    pub series_id: u64,
+    pub labels: SeriesLabels,
+    pub category: String,
+    /// Sample timestamp (ms) at which the anomaly started.
+    pub started_ts: i64,
+    /// Sample timestamp (ms) of this transition.
+    pub ts: i64,
+    pub score: Score,
+    pub severity: Severity,
+    pub reason: Option<ResolveReason>,
+    /// Wall clock when the event was produced (for the notification-latency figure).
+    pub produced_at: std::time::SystemTime,
+}

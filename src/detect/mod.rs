@@ -1,0 +1,434 @@
+//! Online detection: every sample updates a per-series baseline in constant time and memory and
+//! comes out with one normalized score.
+//!
+//! Three detectors vote: an EWMA z-score, a streaming median/MAD, and (for series whose seasonal
+//! profile has proven itself) a per-phase seasonal z-score. When the profile is active the first
+//! two score the deseasonalized residual, so a normal daily peak is not an anomaly. Nothing here
+//! allocates per sample, takes a lock or does I/O; the lifecycle that turns scores into firing
+//! and resolved anomalies lives in [`lifecycle`].
+
+pub mod book;
+pub mod event;
+pub mod ewma;
+pub mod lifecycle;
+pub mod rate;
+pub mod robust;
+pub mod seasonal;
+
+use serde::{Deserialize, Serialize};
+
+use ewma::Ewma;
+use robust::RobustStats;
+use seasonal::SeasonalProfile;
+
+/// Which side of the baseline counts as anomalous for a metric class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Above,
+    Below,
+    #[default]
+    Both,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// The seed's grading: < 3σ low, 3–4 medium, 4–5 high, ≥ 5 critical.
+    pub fn from_sigma(sigma: f64) -> Self {
+        if sigma >= 5.0 {
+            Self::Critical
+        } else if sigma >= 4.0 {
+            Self::High
+        } else if sigma >= 3.0 {
+            Self::Medium
+        } else {
+            Self::Low
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+}
+
+/// Detector parameters shared by all series (from `anomaly_detection` in the config).
+#[derive(Debug, Clone)]
+pub struct DetectParams {
+    pub zscore_threshold: f64,
+    pub mad_threshold: f64,
+    pub min_votes: usize,
+    pub warmup_samples: u32,
+    pub ewma_alpha: f64,
+    pub alert_threshold: f64,
+    pub seasonal_period_ms: i64,
+    pub seasonal_bins: usize,
+    pub seasonal_enabled: bool,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        Self {
+            zscore_threshold: 3.0,
+            mad_threshold: 3.5,
+            min_votes: 2,
+            warmup_samples: 30,
+            ewma_alpha: 0.02,
+            alert_threshold: 0.5,
+            seasonal_period_ms: 86_400_000,
+            seasonal_bins: 24,
+            seasonal_enabled: true,
+        }
+    }
+}
+
+/// Per metric class: which direction matters and how large a move must be to page anyone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClassParams {
+    pub direction: Direction,
+    pub min_abs_deviation: f64,
+    pub min_rel_deviation: f64,
+}
+
+/// The outcome of one sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Score {
+    /// Normalized anomaly score in [0, 1]; the same number in the API and in replay.
+    pub score: f64,
+    pub anomalous: bool,
+    /// Deviation in (robust) sigmas agreed by the ensemble.
+    pub sigma: f64,
+    pub expected: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub votes: u8,
+    pub value: f64,
+}
+
+impl Score {
+    pub fn severity(&self) -> Severity {
+        Severity::from_sigma(self.sigma)
+    }
+
+    /// vmanomaly's convention: above 1 exactly when the sample is judged anomalous.
+    pub fn vm_score(&self, alert_threshold: f64) -> f64 {
+        let ratio = self.score / alert_threshold.max(f64::EPSILON);
+        if self.anomalous {
+            ratio.max(1.0 + 1e-6)
+        } else {
+            ratio.min(1.0)
+        }
+    }
+}
+
+/// Per-series detector state: fixed size plus an optional seasonal profile.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DetectorState {
+    pub ewma: Ewma,
+    pub robust: RobustStats,
+    pub seasonal: Option<Box<SeasonalProfile>>,
+    /// Samples seen since the baseline last (re)started.
+    pub seen: u32,
+}
+
+/// Keeps a zero-variance baseline from turning rounding noise into infinite sigmas.
+fn scale_floor(level: f64) -> f64 {
+    (level.abs() * 1e-6).max(1e-9)
+}
+
+impl DetectorState {
+    pub fn new(params: &DetectParams, seasonal: bool) -> Self {
+        Self {
+            seasonal: (seasonal && params.seasonal_enabled).then(|| {
+                Box::new(SeasonalProfile::new(
+                    params.seasonal_period_ms,
+                    params.seasonal_bins,
+                ))
+            }),
+            ..Self::default()
+        }
+    }
+
+    pub fn seasonal_active(&self) -> bool {
+        self.seasonal.as_ref().is_some_and(|s| s.active)
+    }
+
+    /// Restarts the residual baselines (after the seasonal profile switches on or off, the
+    /// quantity they track changes).
+    pub fn restart_baseline(&mut self) {
+        self.ewma = Ewma::default();
+        self.robust = RobustStats::default();
+        self.seen = 0;
+    }
+
+    /// Scores `x` at `ts` against the baseline, then learns from it.
+    pub fn update(&mut self, ts: i64, x: f64, p: &DetectParams, class: &ClassParams) -> Score {
+        if !x.is_finite() {
+            return Score {
+                value: x,
+                ..Score::default()
+            };
+        }
+        let (base, seasonal_z) = match self.seasonal.as_deref() {
+            Some(s) if s.active => {
+                let (mean, std) = s.expected(ts);
+                (mean, Some((x - mean).abs() / std.max(scale_floor(mean))))
+            }
+            _ => (0.0, None),
+        };
+        let residual = x - base;
+        let ewma_floor = scale_floor(self.ewma.mean);
+        let z_ewma = self.ewma.z(residual, ewma_floor);
+        let mad_floor = (0.25 * 0.6745 * self.ewma.std()).max(scale_floor(self.robust.median));
+        let z_mad = self.robust.sigma(residual, mad_floor);
+
+        // Ratios to each detector's own threshold; a detector votes when its ratio exceeds 1.
+        let mut ratios = [z_ewma / p.zscore_threshold, z_mad / p.mad_threshold, 0.0];
+        let mut sigmas = [z_ewma, z_mad, 0.0];
+        let mut active = 2;
+        if let Some(z) = seasonal_z {
+            ratios[2] = z / p.zscore_threshold;
+            sigmas[2] = z;
+            active = 3;
+        }
+        let votes = ratios[..active].iter().filter(|r| **r > 1.0).count() as u8;
+        // The k-th largest ratio is above 1 exactly when at least k detectors vote.
+        let k = p.min_votes.clamp(1, active);
+        ratios[..active].sort_unstable_by(|a, b| b.total_cmp(a));
+        sigmas[..active].sort_unstable_by(|a, b| b.total_cmp(a));
+        let consensus = ratios[k - 1];
+        let sigma = sigmas[k - 1];
+
+        let expected = base
+            + if self.robust.initialized {
+                self.robust.median
+            } else {
+                residual
+            };
+        let spread = p.zscore_threshold * 1.4826 * self.robust.mad.max(mad_floor);
+        let deviation = x - expected;
+        let direction_ok = match class.direction {
+            Direction::Above => deviation > 0.0,
+            Direction::Below => deviation < 0.0,
+            Direction::Both => true,
+        };
+        let big_enough = deviation.abs() >= class.min_abs_deviation
+            && deviation.abs() >= class.min_rel_deviation * expected.abs();
+        let warm = self.seen >= p.warmup_samples;
+        let gated = if warm && direction_ok && big_enough {
+            consensus
+        } else {
+            consensus.min(0.999)
+        };
+        let score = if warm && gated.is_finite() {
+            gated / (1.0 + gated)
+        } else if warm {
+            1.0
+        } else {
+            0.0
+        };
+        let anomalous =
+            warm && direction_ok && big_enough && consensus > 1.0 && score > p.alert_threshold;
+
+        // Learn. An anomalous sample still moves the baselines (winsorized), so a lasting level
+        // shift is adopted instead of alerting forever; the seasonal profile skips it.
+        self.ewma
+            .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
+        self.robust.update(residual, self.ewma.std());
+        if !anomalous && let Some(s) = self.seasonal.as_deref_mut() {
+            s.update(ts, x);
+        }
+        self.seen = self.seen.saturating_add(1);
+        if !(self.ewma.mean.is_finite()
+            && self.ewma.var.is_finite()
+            && self.robust.median.is_finite()
+            && self.robust.mad.is_finite())
+        {
+            // Values near f64::MAX overflowed the baseline; start over rather than stay poisoned.
+            self.restart_baseline();
+        }
+
+        Score {
+            score: if score.is_finite() {
+                score.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            anomalous,
+            sigma: if sigma.is_finite() { sigma } else { f64::MAX },
+            expected,
+            lower: expected - spread,
+            upper: expected + spread,
+            votes,
+            value: x,
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.seasonal.as_ref().map_or(0, |s| s.heap_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn noisy(rng: &mut fastrand::Rng, level: f64, spread: f64) -> f64 {
+        level + (rng.f64() - 0.5) * 2.0 * spread
+    }
+
+    #[test]
+    fn quiet_series_raises_nothing_and_a_spike_is_anomalous() {
+        let p = DetectParams::default();
+        let class = ClassParams::default();
+        let mut d = DetectorState::new(&p, false);
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut false_alarms = 0;
+        for i in 0..2000 {
+            let s = d.update(i * 15_000, noisy(&mut rng, 100.0, 5.0), &p, &class);
+            false_alarms += usize::from(s.anomalous);
+            assert!((0.0..=1.0).contains(&s.score));
+        }
+        assert_eq!(false_alarms, 0);
+        let spike = d.update(2000 * 15_000, 160.0, &p, &class);
+        assert!(spike.anomalous, "{spike:?}");
+        assert!(spike.votes >= 2);
+        assert!(spike.sigma >= 5.0);
+        assert_eq!(spike.severity(), Severity::Critical);
+        assert!(spike.vm_score(p.alert_threshold) > 1.0);
+        assert!(spike.lower < 100.0 && spike.upper > 100.0 && spike.upper < 160.0);
+    }
+
+    #[test]
+    fn direction_filter_ignores_drops_of_an_above_metric() {
+        let p = DetectParams::default();
+        let class = ClassParams {
+            direction: Direction::Above,
+            ..Default::default()
+        };
+        let mut d = DetectorState::new(&p, false);
+        let mut rng = fastrand::Rng::with_seed(5);
+        for i in 0..500 {
+            d.update(i * 15_000, noisy(&mut rng, 100.0, 5.0), &p, &class);
+        }
+        let drop = d.update(500 * 15_000, 20.0, &p, &class);
+        assert!(!drop.anomalous);
+        assert!(drop.vm_score(p.alert_threshold) <= 1.0);
+    }
+
+    #[test]
+    fn minimum_deviation_suppresses_tiny_but_significant_moves() {
+        let p = DetectParams::default();
+        let class = ClassParams {
+            min_rel_deviation: 0.1,
+            ..Default::default()
+        };
+        let mut d = DetectorState::new(&p, false);
+        let mut rng = fastrand::Rng::with_seed(6);
+        for i in 0..500 {
+            d.update(i * 15_000, noisy(&mut rng, 100.0, 0.01), &p, &class);
+        }
+        // 1 % up: hundreds of sigmas, but below the 10 % floor.
+        let s = d.update(500 * 15_000, 101.0, &p, &class);
+        assert!(!s.anomalous);
+    }
+
+    #[test]
+    fn warmup_holds_back_anomalies() {
+        let p = DetectParams {
+            warmup_samples: 50,
+            ..Default::default()
+        };
+        let mut d = DetectorState::new(&p, false);
+        for i in 0..49 {
+            let s = d.update(
+                i,
+                if i == 40 { 1e6 } else { 1.0 + (i % 3) as f64 },
+                &p,
+                &ClassParams::default(),
+            );
+            assert!(!s.anomalous);
+            assert_eq!(s.score, 0.0);
+        }
+    }
+
+    #[test]
+    fn seasonal_profile_flags_a_noon_value_at_3am_but_not_the_noon_peak() {
+        const DAY: i64 = 86_400_000;
+        let p = DetectParams {
+            seasonal_period_ms: DAY,
+            ..Default::default()
+        };
+        let class = ClassParams::default();
+        let mut d = DetectorState::new(&p, true);
+        let mut rng = fastrand::Rng::with_seed(9);
+        // Low at night (~20), peak at noon (~200).
+        let shape = |ts: i64| {
+            let hour = (ts % DAY) as f64 / 3_600_000.0;
+            20.0 + 180.0 * (-((hour - 12.0) / 3.0).powi(2)).exp()
+        };
+        let step = 60_000;
+        let mut ts = 0;
+        while ts < 4 * DAY {
+            d.update(ts, shape(ts) + noisy(&mut rng, 0.0, 3.0), &p, &class);
+            ts += step;
+            if ts % (DAY / 4) == 0 && d.seasonal.as_deref_mut().is_some_and(|s| s.evaluate(0.3)) {
+                d.restart_baseline();
+            }
+        }
+        assert!(d.seasonal_active());
+        // Day 5: the normal ramp up to the noon peak raises nothing…
+        let mut alarms = 0;
+        let day5 = 4 * DAY;
+        let mut t = day5;
+        while t <= day5 + 12 * 3_600_000 {
+            alarms += usize::from(
+                d.update(t, shape(t) + noisy(&mut rng, 0.0, 3.0), &p, &class)
+                    .anomalous,
+            );
+            t += step;
+        }
+        assert_eq!(alarms, 0);
+        // …while the noon level at 3 a.m. the next night is flagged.
+        let mut t = day5 + 12 * 3_600_000 + step;
+        while t < day5 + DAY + 3 * 3_600_000 {
+            d.update(t, shape(t) + noisy(&mut rng, 0.0, 3.0), &p, &class);
+            t += step;
+        }
+        let s = d.update(t, 200.0, &p, &class);
+        assert!(s.anomalous, "{s:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn score_is_always_in_unit_interval(values in proptest::collection::vec(any::<f64>(), 1..300)) {
+            let p = DetectParams { warmup_samples: 5, ..Default::default() };
+            let mut d = DetectorState::new(&p, true);
+            for (i, v) in values.into_iter().enumerate() {
+                if !v.is_finite() { continue; }
+                let s = d.update(i as i64 * 1000, v, &p, &ClassParams::default());
+                prop_assert!((0.0..=1.0).contains(&s.score), "{s:?}");
+                prop_assert!(!s.score.is_nan());
+                prop_assert_eq!(s.anomalous, s.vm_score(p.alert_threshold) > 1.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! A per-phase seasonal profile (e.g. 24 hourly bins of a day) learned online.
+//!
+//! Each bin keeps an exponentially weighted mean and variance of the samples that fall in its
+//! phase. Whether the profile explains enough of the variance to be trusted (the seasonal
+//! strength) is decided off the hot path by [`SeasonalProfile::evaluate`]; until then the
+//! profile only learns.
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct Bin {
+    pub mean: f32,
+    pub var: f32,
+    pub n: u16,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SeasonalProfile {
+    pub period_ms: i64,
+    pub bins: Box<[Bin]>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub active: bool,
+    pub strength: f32,
+}
+
+/// A bin forgets with at least this weight per sample, so a bin remembers roughly its last
+/// 3 periods at a 15 s interval and 24 bins (240 samples per bin per period).
+const MIN_ALPHA: f32 = 1.0 / 720.0;
+
+impl SeasonalProfile {
+    pub fn new(period_ms: i64, bins: usize) -> Self {
+        Self {
+            period_ms: period_ms.max(1),
+            bins: vec![Bin::default(); bins.max(2)].into_boxed_slice(),
+            first_ts: i64::MIN,
+            last_ts: i64::MIN,
+            active: false,
+            strength: 0.0,
+        }
+    }
+
+    /// Position of `ts` in the period, in bins (fractional).
+    fn phase(&self, ts: i64) -> f64 {
+        let offset = ts.rem_euclid(self.period_ms) as f64;
+        offset / self.period_ms as f64 * self.bins.len() as f64
+    }
+
+    pub fn update(&mut self, ts: i64, x: f64) {
+        if self.first_ts == i64::MIN {
+            self.first_ts = ts;
+        }
+        self.last_ts = ts;
+        let idx = (self.phase(ts) as usize).min(self.bins.len() - 1);
+        let bin = &mut self.bins[idx];
+        let x = x as f32;
+        if bin.n == 0 {
+            bin.mean = x;
+            bin.var = 0.0;
+        } else {
+            let alpha = (1.0 / (f32::from(bin.n) + 1.0)).max(MIN_ALPHA);
+            let diff = x - bin.mean;
+            bin.mean += alpha * diff;
+            bin.var = (1.0 - alpha) * (bin.var + alpha * diff * diff);
+        }
+        bin.n = bin.n.saturating_add(1);
+    }
+
+    /// Expected value and standard deviation at `ts`, interpolated between bin centres.
+    pub fn expected(&self, ts: i64) -> (f64, f64) {
+        let n = self.bins.len();
+        let p = self.phase(ts) - 0.5;
+        let lo = p.floor();
+        let w = p - lo;
+        let i = (lo as i64).rem_euclid(n as i64) as usize;
+        let j = (i + 1) % n;
+        let (a, b) = (&self.bins[i], &self.bins[j]);
+        let mean = f64::from(a.mean) * (1.0 - w) + f64::from(b.mean) * w;
+        let var = f64::from(a.var) * (1.0 - w) + f64::from(b.var) * w;
+        (mean, var.max(0.0).sqrt())
+    }
+
+    /// Seasonal strength: the share of variance explained by the phase, i.e.
+    /// var(bin means) / (mean(bin variances) + var(bin means)). Needs two full periods.
+    pub fn evaluate(&mut self, min_strength: f32) -> bool {
+        let covered =
+            self.first_ts != i64::MIN && self.last_ts - self.first_ts >= 2 * self.period_ms;
+        if !covered || self.bins.iter().any(|b| b.n < 2) {
+            self.strength = 0.0;
+            self.active = false;
+            return false;
+        }
+        let n = self.bins.len() as f32;
+        let mean_of_means = self.bins.iter().map(|b| b.mean).sum::<f32>() / n;
+        let var_of_means = self
+            .bins
+            .iter()
+            .map(|b| (b.mean - mean_of_means).powi(2))
+            .sum::<f32>()
+            / n;
+        let mean_var = self.bins.iter().map(|b| b.var).sum::<f32>() / n;
+        let total = var_of_means + mean_var;
+        self.strength = if total > 0.0 {
+            var_of_means / total
+        } else {
+            0.0
+        };
+        let was = self.active;
+        self.active = self.strength >= min_strength;
+        self.active != was
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.bins.len() * std::mem::size_of::<Bin>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn daily(ts: i64) -> f64 {
+        100.0 + 50.0 * ((ts as f64 / DAY as f64) * std::f64::consts::TAU).sin()
+    }
+
+    #[test]
+    fn learns_a_daily_shape_and_becomes_active() {
+        let mut p = SeasonalProfile::new(DAY, 24);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut ts = 0;
+        while ts < 3 * DAY {
+            p.update(ts, daily(ts) + rng.f64() * 4.0 - 2.0);
+            ts += 60_000;
+        }
+        p.evaluate(0.3);
+        assert!(p.active, "strength {}", p.strength);
+        let (mean, std) = p.expected(3 * DAY + DAY / 4);
+        assert!((mean - 150.0).abs() < 6.0, "{mean}");
+        assert!(std < 10.0, "{std}");
+    }
+
+    #[test]
+    fn noise_is_not_seasonal() {
+        let mut p = SeasonalProfile::new(DAY, 24);
+        let mut rng = fastrand::Rng::with_seed(2);
+        let mut ts = 0;
+        while ts < 3 * DAY {
+            p.update(ts, 100.0 + rng.f64() * 10.0);
+            ts += 60_000;
+        }
+        p.evaluate(0.3);
+        assert!(!p.active, "strength {}", p.strength);
+    }
+}

@@ -1,0 +1,157 @@
+//! The decoded form of one request: offsets into the decompressed body, reused across requests.
+
+use xxhash_rust::xxh3::Xxh3;
+
+/// A byte range in [`Batch::body`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        // Bodies are capped far below 4 GiB by the decompressed-size limit.
+        Self {
+            start: start as u32,
+            len: (end - start) as u32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabelSpan {
+    pub name: Span,
+    pub value: Span,
+}
+
+/// Prometheus metric types as both remote-write versions number them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricType {
+    #[default]
+    Unknown,
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+}
+
+impl MetricType {
+    pub fn from_wire(v: u64) -> Self {
+        match v {
+            1 => Self::Counter,
+            2 => Self::Gauge,
+            3 => Self::Histogram,
+            4 => Self::GaugeHistogram,
+            5 => Self::Summary,
+            6 => Self::Info,
+            7 => Self::StateSet,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether samples of this type are cumulative and must become rates before detection.
+    pub fn is_cumulative(self) -> bool {
+        matches!(self, Self::Counter | Self::Histogram | Self::Summary)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SeriesEntry {
+    /// Index range into [`Batch::labels`].
+    pub labels: (u32, u32),
+    /// Index range into [`Batch::samples`].
+    pub samples: (u32, u32),
+    /// xxh3 of the label set as sent; the store's key.
+    pub hash: u64,
+    pub metric_type: MetricType,
+    /// RW 2.0 created/start timestamp (0 when absent); a change means a counter reset.
+    pub start_timestamp: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetadataEntry {
+    pub family: Span,
+    pub metric_type: MetricType,
+}
+
+/// One decoded request. All vectors keep their capacity between requests.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub body: Vec<u8>,
+    pub symbols: Vec<Span>,
+    pub labels: Vec<LabelSpan>,
+    pub series: Vec<SeriesEntry>,
+    /// (timestamp ms, value) pairs.
+    pub samples: Vec<(i64, f64)>,
+    pub metadata: Vec<MetadataEntry>,
+    pub histograms: u64,
+    pub exemplars: u64,
+    /// Scratch for the store: series indices grouped by shard.
+    pub order: Vec<u32>,
+    pub shard_offsets: Vec<u32>,
+}
+
+impl Batch {
+    pub fn clear(&mut self) {
+        self.body.clear();
+        self.symbols.clear();
+        self.labels.clear();
+        self.series.clear();
+        self.samples.clear();
+        self.metadata.clear();
+        self.histograms = 0;
+        self.exemplars = 0;
+    }
+
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        let start = span.start as usize;
+        &self.body[start..start + span.len as usize]
+    }
+
+    pub fn series_labels(&self, s: &SeriesEntry) -> &[LabelSpan] {
+        &self.labels[s.labels.0 as usize..s.labels.1 as usize]
+    }
+
+    pub fn series_samples(&self, s: &SeriesEntry) -> &[(i64, f64)] {
+        &self.samples[s.samples.0 as usize..s.samples.1 as usize]
+    }
+
+    /// Label pairs of a series as byte slices.
+    pub fn label_pairs<'a>(
+        &'a self,
+        s: &SeriesEntry,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.series_labels(s)
+            .iter()
+            .map(|l| (self.bytes(l.name), self.bytes(l.value)))
+    }
+
+    /// The value of `__name__`, if present.
+    pub fn metric_name<'a>(&'a self, s: &SeriesEntry) -> Option<&'a [u8]> {
+        self.label_pairs(s)
+            .find(|(n, _)| *n == b"__name__")
+            .map(|(_, v)| v)
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.samples.len()
+    }
+}
+
+/// Hash of a label set: the identity of a series. Name and value are separated by a byte that
+/// cannot occur in UTF-8, so `a="bc"` and `ab="c"` differ.
+pub fn hash_labels<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> u64 {
+    let mut h = Xxh3::new();
+    for (name, value) in pairs {
+        h.update(name);
+        h.update(&[0xff]);
+        h.update(value);
+        h.update(&[0xfe]);
+    }
+    h.digest()
+}

@@ -1,0 +1,215 @@
+//! Remote write 1.0: `prometheus.WriteRequest` (see `proto/remote_write_v1.proto`).
+
+use super::batch::{LabelSpan, MetadataEntry, MetricType, SeriesEntry, Span, hash_labels};
+use super::wire::{Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT};
+use super::{Batch, DecodeError, MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
+
+pub fn decode(batch: &mut Batch) -> Result<(), DecodeError> {
+    let body = std::mem::take(&mut batch.body);
+    let result = decode_body(&body, batch);
+    batch.body = body;
+    result
+}
+
+fn decode_body(body: &[u8], batch: &mut Batch) -> Result<(), DecodeError> {
+    let mut r = Reader::new(body);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("WriteRequest.timeseries", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                decode_series(&mut r.sub(s, e), body, batch)?;
+            }
+            3 => {
+                r.expect("WriteRequest.metadata", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                decode_metadata(&mut r.sub(s, e), batch)?;
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    Ok(())
+}
+
+fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(), DecodeError> {
+    if batch.series.len() >= MAX_SERIES_PER_REQUEST {
+        return Err(DecodeError::TooMany {
+            what: "series",
+            limit: MAX_SERIES_PER_REQUEST,
+        });
+    }
+    let label_start = batch.labels.len();
+    let sample_start = batch.samples.len();
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("TimeSeries.labels", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                batch.labels.push(decode_label(&mut r.sub(s, e))?);
+            }
+            2 => {
+                r.expect("TimeSeries.samples", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                if batch.samples.len() >= MAX_SAMPLES_PER_REQUEST {
+                    return Err(DecodeError::TooMany {
+                        what: "samples",
+                        limit: MAX_SAMPLES_PER_REQUEST,
+                    });
+                }
+                batch.samples.push(decode_sample(&mut r.sub(s, e))?);
+            }
+            3 => {
+                r.skip(wt)?;
+                batch.exemplars += 1;
+            }
+            4 => {
+                r.skip(wt)?;
+                batch.histograms += 1;
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    let labels = &batch.labels[label_start..];
+    let hash = hash_labels(
+        labels
+            .iter()
+            .map(|l| (slice(body, l.name), slice(body, l.value))),
+    );
+    batch.series.push(SeriesEntry {
+        labels: (label_start as u32, batch.labels.len() as u32),
+        samples: (sample_start as u32, batch.samples.len() as u32),
+        hash,
+        metric_type: MetricType::Unknown,
+        start_timestamp: 0,
+    });
+    Ok(())
+}
+
+fn slice(body: &[u8], span: Span) -> &[u8] {
+    &body[span.start as usize..(span.start + span.len) as usize]
+}
+
+fn decode_label(r: &mut Reader<'_>) -> Result<LabelSpan, DecodeError> {
+    let mut label = LabelSpan::default();
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("Label.name", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                label.name = Span::new(s, e);
+            }
+            2 => {
+                r.expect("Label.value", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                label.value = Span::new(s, e);
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    Ok(label)
+}
+
+/// Decodes `Sample { double value = 1; int64 timestamp = 2; }`; shared with RW 2.0, whose
+/// `Sample` adds `start_timestamp = 3`, returned as the third element (0 when absent).
+pub(super) fn decode_sample_with_start(r: &mut Reader<'_>) -> Result<(i64, f64, i64), DecodeError> {
+    let (mut ts, mut value, mut start) = (0i64, 0f64, 0i64);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("Sample.value", wt, WIRE_FIXED64)?;
+                value = f64::from_bits(r.fixed64()?);
+            }
+            2 => {
+                r.expect("Sample.timestamp", wt, WIRE_VARINT)?;
+                ts = r.varint()? as i64;
+            }
+            3 => {
+                r.expect("Sample.start_timestamp", wt, WIRE_VARINT)?;
+                start = r.varint()? as i64;
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    Ok((ts, value, start))
+}
+
+fn decode_sample(r: &mut Reader<'_>) -> Result<(i64, f64), DecodeError> {
+    decode_sample_with_start(r).map(|(ts, v, _)| (ts, v))
+}
+
+fn decode_metadata(r: &mut Reader<'_>, batch: &mut Batch) -> Result<(), DecodeError> {
+    let mut entry = MetadataEntry::default();
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                r.expect("MetricMetadata.type", wt, WIRE_VARINT)?;
+                entry.metric_type = MetricType::from_wire(r.varint()?);
+            }
+            2 => {
+                r.expect("MetricMetadata.metric_family_name", wt, WIRE_LEN)?;
+                let (s, e) = r.len_delimited()?;
+                entry.family = Span::new(s, e);
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    if batch.metadata.len() < MAX_SERIES_PER_REQUEST {
+        batch.metadata.push(entry);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::encode::{TimeSeries, encode_v1};
+
+    #[test]
+    fn decodes_what_the_encoder_writes() {
+        let series = vec![
+            TimeSeries::new(
+                &[("__name__", "up"), ("job", "node")],
+                &[(1000, 1.0), (2000, 0.0)],
+            ),
+            TimeSeries::new(&[("__name__", "x_total")], &[(1000, f64::NAN)]),
+        ];
+        let mut batch = Batch::default();
+        encode_v1(&series, &mut batch.body);
+        decode(&mut batch).unwrap();
+        assert_eq!(batch.series.len(), 2);
+        assert_eq!(batch.samples.len(), 3);
+        let s0 = batch.series[0].clone();
+        let pairs: Vec<_> = batch.label_pairs(&s0).collect();
+        assert_eq!(
+            pairs,
+            vec![(&b"__name__"[..], &b"up"[..]), (&b"job"[..], &b"node"[..])]
+        );
+        assert_eq!(batch.series_samples(&s0), &[(1000, 1.0), (2000, 0.0)]);
+        assert!(batch.samples[2].1.is_nan());
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_request() {
+        let mut batch = Batch::default();
+        decode(&mut batch).unwrap();
+        assert!(batch.series.is_empty());
+    }
+
+    #[test]
+    fn wrong_wire_type_is_rejected() {
+        // Field 1 sent as a varint.
+        let mut batch = Batch {
+            body: vec![0x08, 0x01],
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(&mut batch),
+            Err(DecodeError::UnexpectedWireType { .. })
+        ));
+    }
+}

@@ -1,0 +1,188 @@
+//! sre-agent: a Prometheus remote-write sink that detects anomalies on every sample.
+//!
+//! Data flows one way (see `docs/ARCHITECTURE.md`):
+//! `ingest` (decode) → `store` (registry, rings) → `detect` (online detectors, lifecycle) →
+//! `notify` (webhooks, Alertmanager) and `writeback` (/metrics, remote write out); `api` serves
+//! HTTP and `sim` is the built-in exchange simulator. [`Pipeline`] wires them from a [`Config`].
+
+pub mod api;
+pub mod config;
+pub mod detect;
+pub mod ingest;
+pub mod notify;
+pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod writeback;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+pub use config::Config;
+
+use detect::book::AnomalyBook;
+use detect::event::{AnomalyEvent, EventKind};
+use ingest::Batch;
+use notify::Notifier;
+use store::{Store, StoreOptions};
+use telemetry::Telemetry;
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Client(#[from] notify::http::ClientError),
+}
+
+/// Resolved anomalies kept for the API after they end.
+const RESOLVED_HISTORY: usize = 10_000;
+/// Decode buffers larger than this are not kept in the pool, so one huge request does not pin
+/// its memory forever.
+const POOLED_BODY_MAX: usize = 8 << 20;
+
+/// The running agent: store, detectors, anomaly book, notifiers and their wiring.
+pub struct Pipeline {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub book: Arc<AnomalyBook>,
+    pub telemetry: Arc<Telemetry>,
+    pub notifier: Notifier,
+    pub inflight: Arc<Semaphore>,
+    batches: Mutex<Vec<Batch>>,
+    started: Instant,
+    ready: AtomicBool,
+}
+
+impl Pipeline {
+    /// Builds the pipeline and starts its notifier workers; call inside a tokio runtime.
+    pub fn new(config: Config) -> Result<Arc<Self>, BuildError> {
+        let catalog = config.catalog()?;
+        let d = &config.anomaly_detection;
+        let options = StoreOptions {
+            shards: config.store.shards,
+            max_series: config.store.max_series,
+            retention: config.store.retention,
+            idle_timeout: config.store.series_idle_timeout,
+            detect: d.detect_params(),
+            lifecycle: d.lifecycle_params(),
+            only_catalog: d.only_catalog,
+        };
+        let telemetry = Arc::new(Telemetry::default());
+        let notifier = Notifier::start(&config.notification, telemetry.clone())?;
+        Ok(Arc::new(Self {
+            store: Arc::new(Store::new(options, catalog)),
+            book: Arc::new(AnomalyBook::new(RESOLVED_HISTORY)),
+            inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
+            notifier,
+            telemetry,
+            config,
+            batches: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts periodic upkeep (eviction, seasonality) and write-back, then marks the agent ready.
+    pub fn start_background(self: &Arc<Self>) -> Result<(), BuildError> {
+        let p = self.clone();
+        let every =
+            Duration::from_secs(self.config.anomaly_detection.check_interval_seconds.max(1));
+        let min_strength = self.config.anomaly_detection.seasonality.min_strength;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let store = p.store.clone();
+                // Upkeep walks every series: keep it off the async workers.
+                let events = tokio::task::spawn_blocking(move || store.maintain(min_strength))
+                    .await
+                    .unwrap_or_default();
+                p.handle_events(events);
+            }
+        });
+        if !self.config.writeback.url.is_empty() {
+            let writer = writeback::remote::RemoteWriter::new(
+                &self.config.writeback,
+                self.store.clone(),
+                self.telemetry.clone(),
+            )?;
+            tokio::spawn(writer.run());
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn take_batch(&self) -> Batch {
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    pub fn return_batch(&self, mut batch: Batch) {
+        if batch.body.capacity() > POOLED_BODY_MAX {
+            return;
+        }
+        batch.clear();
+        let mut pool = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < self.config.ingest.max_inflight_requests {
+            pool.push(batch);
+        }
+    }
+
+    /// Records anomaly transitions and hands them to the notifiers (never waits).
+    pub fn handle_events(&self, events: Vec<AnomalyEvent>) {
+        for e in events {
+            self.telemetry
+                .anomaly_events
+                .fetch_add(1, Ordering::Relaxed);
+            let previous = (e.kind == EventKind::Escalated)
+                .then(|| {
+                    self.book
+                        .get(&detect::book::anomaly_id(e.anomaly_id))
+                        .ok()
+                        .map(|a| a.severity)
+                })
+                .flatten();
+            let anomaly = self.book.record(&e);
+            match e.kind {
+                EventKind::Fired | EventKind::Escalated => tracing::info!(
+                    id = %anomaly.id, event = ?e.kind, metric = %anomaly.metric, series = %e.labels.display(),
+                    category = %anomaly.category, severity = anomaly.severity.as_str(),
+                    current = anomaly.value, expected = anomaly.expected, sigma = format!("{:.1}", anomaly.sigma),
+                    "anomaly detected"
+                ),
+                EventKind::Resolved => tracing::info!(
+                    id = %anomaly.id, metric = %anomaly.metric, series = %e.labels.display(), reason = ?e.reason, "anomaly resolved"
+                ),
+            }
+            self.notifier.publish(&e, anomaly, previous);
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    pipeline: Arc<Pipeline>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, api::router(pipeline))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,190 @@
+//! The `sre-agent` command line: serve | demo | check-config.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use sre_agent::Pipeline;
+use sre_agent::config::Config;
+use sre_agent::sim::demo::{self, DemoOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "sre-agent",
+    version,
+    about = "Prometheus remote-write sink with streaming anomaly detection"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text (overrides app.log_format).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent: remote-write ingest, detection, API, notifications.
+    Serve {
+        /// Config file (YAML); without one the embedded defaults are used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding api.host/api.port (e.g. 127.0.0.1:8000).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory, overriding app.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run the agent with the built-in exchange simulator writing into it over HTTP.
+    Demo {
+        /// Play the scenario once in this many seconds, then print a summary and exit.
+        #[arg(long)]
+        duration: Option<u64>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address of the agent.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// Random seed of the simulator.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config file (and the catalog it names) and exit.
+    CheckConfig { file: PathBuf },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::defaults()?,
+    })
+}
+
+fn init_logging(config: &Config, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = config.app.log_level.to_ascii_lowercase();
+        EnvFilter::new(format!("{level},hyper=warn,reqwest=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json || config.app.log_format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            let catalog = config.catalog()?;
+            println!(
+                "{}: OK ({} catalog entries)",
+                file.display(),
+                catalog.classes.len()
+            );
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut config = load(config.as_ref())?;
+            if let Some(d) = data_dir {
+                config.app.data_dir = d.display().to_string();
+            }
+            init_logging(&config, cli.log_json);
+            let listen = listen.unwrap_or_else(|| config.listen_addr());
+            runtime()?.block_on(async move {
+                report_inactive_sections(&config);
+                let pipeline = Pipeline::new(config)?;
+                pipeline.start_background()?;
+                let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+                tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
+                sre_agent::serve(pipeline, listener, shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+        Command::Demo {
+            duration,
+            config,
+            listen,
+            seed,
+            json,
+        } => {
+            let config = load(config.as_ref())?;
+            init_logging(&config, cli.log_json);
+            runtime()?.block_on(async move {
+                let opts = DemoOptions {
+                    config,
+                    listen,
+                    duration: duration.map(Duration::from_secs),
+                    seed,
+                    verbose: !json,
+                };
+                let summary = tokio::select! {
+                    s = demo::run(opts) => s?,
+                    _ = shutdown_signal() => return Ok(()),
+                };
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                } else {
+                    println!("{}", summary.render());
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn report_inactive_sections(config: &Config) {
+    if !config.prometheus.url.is_empty() {
+        tracing::warn!(
+            "prometheus.url is set, but warm start from Prometheus history is not implemented in this version"
+        );
+    }
+    if !config.loki.url.is_empty() || !config.llm.api_key.is_empty() {
+        tracing::warn!(
+            "loki/llm settings are accepted but root-cause analysis is not implemented in this version"
+        );
+    }
+    if !config.auto_remediation.is_null() || !config.risk_assessment.is_null() {
+        tracing::warn!(
+            "risk_assessment/auto_remediation settings are accepted but remediation is not implemented in this version"
+        );
+    }
+}

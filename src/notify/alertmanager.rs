@@ -1,0 +1,198 @@
+//! Alertmanager: `POST /api/v2/alerts` on firing, re-posted every `resend_interval` so that
+//! Alertmanager never auto-resolves a live anomaly, and posted with `endsAt` when resolved.
+//!
+//! Every firing alert carries `endsAt = now + 4 × resend_interval` (as Prometheus does), so if
+//! the agent dies its alerts resolve by themselves instead of firing forever.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::Notice;
+use super::http::{ClientError, client, redact_url};
+use super::webhook::without_url;
+use crate::detect::Severity;
+use crate::detect::book::{Anomaly, rfc3339};
+use crate::detect::event::EventKind;
+use crate::telemetry::Telemetry;
+
+pub const ALERT_NAME: &str = "SREAgentAnomaly";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PostableAlert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    pub starts_at: String,
+    #[serde(rename = "endsAt")]
+    pub ends_at: String,
+    #[serde(rename = "generatorURL", skip_serializing_if = "String::is_empty")]
+    pub generator_url: String,
+}
+
+/// Alert labels: `alertname`, `severity`, `category`, `metric`, then the series' labels. A series
+/// label that collides with ours is kept as `exported_<name>`.
+pub fn alert_labels(a: &Anomaly, severity: Severity) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for (k, v) in &a.labels {
+        if k == "__name__" {
+            continue;
+        }
+        labels.insert(k.clone(), v.clone());
+    }
+    for ours in ["alertname", "severity", "category", "metric"] {
+        if let Some(v) = labels.remove(ours) {
+            labels.insert(format!("exported_{ours}"), v);
+        }
+    }
+    labels.insert("alertname".into(), ALERT_NAME.into());
+    labels.insert("severity".into(), severity.as_str().into());
+    labels.insert("category".into(), a.category.clone());
+    labels.insert("metric".into(), a.metric.clone());
+    labels
+}
+
+pub fn to_alert(a: &Anomaly, severity: Severity, ends_at: SystemTime) -> PostableAlert {
+    let mut annotations = BTreeMap::new();
+    annotations.insert("summary".into(), a.summary.clone());
+    annotations.insert("description".into(), a.description.clone());
+    annotations.insert("anomaly_id".into(), a.id.clone());
+    annotations.insert("current_value".into(), a.value.to_string());
+    annotations.insert("expected_value".into(), a.expected.to_string());
+    annotations.insert("sigma".into(), format!("{:.2}", a.sigma));
+    PostableAlert {
+        labels: alert_labels(a, severity),
+        annotations,
+        starts_at: a.started_at.clone(),
+        ends_at: rfc3339(ends_at),
+        generator_url: String::new(),
+    }
+}
+
+pub struct AlertmanagerWorker {
+    client: reqwest::Client,
+    endpoint: String,
+    resend: Duration,
+    telemetry: Arc<Telemetry>,
+    firing: HashMap<String, (Anomaly, Severity)>,
+    /// Resolutions not yet accepted by Alertmanager; retried on every tick.
+    unsent_resolved: Vec<PostableAlert>,
+}
+
+impl AlertmanagerWorker {
+    pub fn new(
+        config: &crate::config::AlertmanagerConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            client: client(Duration::from_secs(config.timeout_seconds.max(1)))?,
+            endpoint: format!("{}/api/v2/alerts", config.url.trim_end_matches('/')),
+            resend: config.resend_interval,
+            telemetry,
+            firing: HashMap::new(),
+            unsent_resolved: Vec::new(),
+        })
+    }
+
+    fn valid_until(&self) -> SystemTime {
+        SystemTime::now() + self.resend * 4
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Notice>) {
+        let mut tick = tokio::time::interval(self.resend);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                notice = rx.recv() => {
+                    let Some(notice) = notice else { return };
+                    let mut batch = self.handle(notice);
+                    // Drain what else is queued so a storm becomes one POST.
+                    while let Ok(more) = rx.try_recv() {
+                        batch.extend(self.handle(more));
+                    }
+                    self.post(batch).await;
+                }
+                _ = tick.tick() => {
+                    let until = self.valid_until();
+                    let mut batch: Vec<PostableAlert> = self.firing.values().map(|(a, s)| to_alert(a, *s, until)).collect();
+                    batch.append(&mut self.unsent_resolved);
+                    if !batch.is_empty() {
+                        self.post(batch).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, notice: Notice) -> Vec<PostableAlert> {
+        let a = notice.anomaly;
+        let now = SystemTime::now();
+        match notice.kind {
+            EventKind::Fired => {
+                let alert = to_alert(&a, a.severity, self.valid_until());
+                self.firing
+                    .insert(a.id.clone(), (a, alert_severity(&alert)));
+                vec![alert]
+            }
+            EventKind::Escalated => {
+                let mut out = Vec::new();
+                // Severity is an identifying label: end the old alert, start the new one.
+                if let Some((old, old_sev)) = self.firing.remove(&a.id) {
+                    out.push(to_alert(&old, old_sev, now));
+                } else if let Some(prev) = notice.previous_severity {
+                    out.push(to_alert(&a, prev, now));
+                }
+                out.push(to_alert(&a, a.severity, self.valid_until()));
+                self.firing.insert(a.id.clone(), (a.clone(), a.severity));
+                out
+            }
+            EventKind::Resolved => {
+                let severity = self.firing.remove(&a.id).map_or(a.severity, |(_, s)| s);
+                vec![to_alert(&a, severity, now)]
+            }
+        }
+    }
+
+    async fn post(&mut self, batch: Vec<PostableAlert>) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.client.post(&self.endpoint).json(&batch).send().await {
+            Ok(r) if r.status().is_success() => self.telemetry.channel("alertmanager", "sent"),
+            outcome => {
+                match outcome {
+                    Ok(r) => {
+                        tracing::warn!(target_url = %redact_url(&self.endpoint), status = %r.status(), alerts = batch.len(), "Alertmanager refused alerts; will retry")
+                    }
+                    Err(e) => {
+                        tracing::warn!(target_url = %redact_url(&self.endpoint), error = %without_url(&e), alerts = batch.len(), "Alertmanager unreachable; will retry")
+                    }
+                }
+                self.telemetry.channel("alertmanager", "failed");
+                // Firing alerts are re-sent on every tick anyway; keep the resolutions.
+                let now = SystemTime::now();
+                let bound = 10_000;
+                for alert in batch {
+                    if humantime::parse_rfc3339_weak(&alert.ends_at).is_ok_and(|t| t <= now)
+                        && self.unsent_resolved.len() < bound
+                    {
+                        self.unsent_resolved.push(alert);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn alert_severity(alert: &PostableAlert) -> Severity {
+    match alert.labels.get("severity").map(String::as_str) {
+        Some("critical") => Severity::Critical,
+        Some("high") => Severity::High,
+        Some("medium") => Severity::Medium,
+        _ => Severity::Low,
+    }
+}

@@ -1,0 +1,62 @@
+//! Outbound HTTP client construction and URL redaction shared by notifiers and write-back.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[error("cannot build HTTP client: {0}")]
+pub struct ClientError(String);
+
+/// Installs rustls' ring crypto provider once per process; reqwest panics without one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("sre-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError(e.to_string()))
+}
+
+/// `scheme://host[:port]/…`: enough to tell which receiver failed, never its path or query,
+/// which for chat webhooks carry the credential.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}/…",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+/// Exponential backoff: 250 ms doubling up to 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(7))).min(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_path_and_credentials() {
+        let r = redact_url("https://user:pw@hooks.example.com:8443/services/T000/B000/SECRET?x=1");
+        assert_eq!(r, "https://hooks.example.com:8443/…");
+        assert!(!r.contains("SECRET") && !r.contains("pw"));
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(20), Duration::from_secs(30));
+    }
+}

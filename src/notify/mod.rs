@@ -1,0 +1,84 @@
+//! Notification: webhooks and Alertmanager, fed from bounded queues.
+//!
+//! `Notifier::publish` never waits: it `try_send`s to each channel's queue and counts what a
+//! full queue forced it to drop, so a dead receiver can slow nothing but its own worker. Workers
+//! retry with exponential backoff.
+
+pub mod alertmanager;
+pub mod http;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::detect::book::Anomaly;
+use crate::detect::event::{AnomalyEvent, EventKind};
+use crate::telemetry::Telemetry;
+
+/// One anomaly transition, as the notifiers need it.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub kind: EventKind,
+    pub anomaly: Anomaly,
+    /// The anomaly's severity before an escalation (Alertmanager resolves the old alert).
+    pub previous_severity: Option<crate::detect::Severity>,
+    pub produced_at: std::time::SystemTime,
+}
+
+#[derive(Clone, Default)]
+pub struct Notifier {
+    webhook: Option<mpsc::Sender<Notice>>,
+    alertmanager: Option<mpsc::Sender<Notice>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Notifier {
+    /// Starts the configured workers on the current tokio runtime.
+    pub fn start(
+        config: &crate::config::NotificationConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, http::ClientError> {
+        let mut n = Self {
+            telemetry: telemetry.clone(),
+            ..Default::default()
+        };
+        if !config.webhook.url.is_empty() {
+            let (tx, rx) = mpsc::channel(config.webhook.queue_size.max(1));
+            let worker = webhook::WebhookWorker::new(&config.webhook, telemetry.clone())?;
+            tokio::spawn(worker.run(rx));
+            n.webhook = Some(tx);
+        }
+        if !config.alertmanager.url.is_empty() {
+            let (tx, rx) = mpsc::channel(config.alertmanager.queue_size.max(1));
+            let worker = alertmanager::AlertmanagerWorker::new(&config.alertmanager, telemetry)?;
+            tokio::spawn(worker.run(rx));
+            n.alertmanager = Some(tx);
+        }
+        Ok(n)
+    }
+
+    pub fn publish(
+        &self,
+        event: &AnomalyEvent,
+        anomaly: Anomaly,
+        previous_severity: Option<crate::detect::Severity>,
+    ) {
+        let notice = Notice {
+            kind: event.kind,
+            anomaly,
+            previous_severity,
+            produced_at: event.produced_at,
+        };
+        for (name, tx) in [
+            ("webhook", &self.webhook),
+            ("alertmanager", &self.alertmanager),
+        ] {
+            let Some(tx) = tx else { continue };
+            if let Err(e) = tx.try_send(notice.clone()) {
+                self.telemetry.channel(name, "dropped");
+                tracing::warn!(channel = name, anomaly = %notice.anomaly.id, error = %e, "notification queue full or closed; notification dropped");
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! `sre-agent demo`: the agent on its embedded defaults, fed by the simulator over real HTTP
+//! remote write, with an in-process webhook receiver that prints anomalies as they fire. With a
+//! duration it ends with a summary: incidents injected and detected, detection delay, false
+//! alarms, and the notification latency.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::routing::post;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::{Exchange, STEP_MS, Scenario};
+use crate::Pipeline;
+use crate::config::Config;
+use crate::detect::book::{Anomaly, AnomalyFilter};
+use crate::ingest::encode::{compress, encode_v1};
+
+#[derive(Debug, Error)]
+pub enum DemoError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Build(#[from] crate::BuildError),
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+pub struct DemoOptions {
+    pub config: Config,
+    pub listen: String,
+    /// Run the scenario once in this wall time and print a summary; `None` runs until stopped.
+    pub duration: Option<Duration>,
+    pub seed: u64,
+    /// Print each anomaly as it fires (the CLI does; tests do not).
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentOutcome {
+    pub kind: super::IncidentKind,
+    pub target: String,
+    pub root_cause: String,
+    pub detected: bool,
+    pub delay_seconds: Option<f64>,
+    pub first_metric: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    pub simulated_seconds: i64,
+    pub series: usize,
+    pub scrapes: u64,
+    pub samples_sent: u64,
+    pub write_errors: u64,
+    pub wall_seconds: f64,
+    pub incidents: Vec<IncidentOutcome>,
+    pub detected: usize,
+    pub false_alarms: Vec<String>,
+    pub notifications: usize,
+    pub notify_latency_p50_ms: f64,
+    pub notify_latency_max_ms: f64,
+}
+
+impl DemoSummary {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("\n== sre-agent demo summary ==\n");
+        out.push_str(&format!(
+            "simulated {} of exchange traffic: {} series, {} scrapes, {} samples over real HTTP remote write in {:.1} s ({} failed writes)\n",
+            humantime::format_duration(Duration::from_secs(self.simulated_seconds as u64)),
+            self.series,
+            self.scrapes,
+            self.samples_sent,
+            self.wall_seconds,
+            self.write_errors
+        ));
+        out.push_str(&format!("incidents injected: {}\n", self.incidents.len()));
+        for i in &self.incidents {
+            match (i.detected, i.delay_seconds, &i.first_metric) {
+                (true, Some(d), Some(m)) => out.push_str(&format!(
+                    "  [detected] {:?} on {} (root cause {}): first by {m}, {d:.0} s after it began\n",
+                    i.kind, i.target, i.root_cause
+                )),
+                _ => out.push_str(&format!("  [MISSED]   {:?} on {} (root cause {})\n", i.kind, i.target, i.root_cause)),
+            }
+        }
+        let delays: Vec<f64> = self
+            .incidents
+            .iter()
+            .filter_map(|i| i.delay_seconds)
+            .collect();
+        let mean = if delays.is_empty() {
+            0.0
+        } else {
+            delays.iter().sum::<f64>() / delays.len() as f64
+        };
+        out.push_str(&format!(
+            "detected {}/{}, mean detection delay {mean:.0} s (simulated time)\n",
+            self.detected,
+            self.incidents.len()
+        ));
+        out.push_str(&format!("false alarms: {}\n", self.false_alarms.len()));
+        for f in &self.false_alarms {
+            out.push_str(&format!("  {f}\n"));
+        }
+        out.push_str(&format!(
+            "notifications: {} webhooks; latency from detection to webhook received: p50 {:.1} ms, max {:.1} ms\n",
+            self.notifications, self.notify_latency_p50_ms, self.notify_latency_max_ms
+        ));
+        out
+    }
+}
+
+#[derive(Default)]
+struct Received {
+    latencies_ms: Vec<f64>,
+    count: usize,
+}
+
+fn sim_clock(offset_ms: i64, base_ms: i64) -> String {
+    let secs = (offset_ms / 1000).max(0);
+    let _ = base_ms;
+    format!("+{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+async fn start_receiver(
+    verbose: bool,
+    base_ms: i64,
+) -> Result<(SocketAddr, Arc<Mutex<Received>>), DemoError> {
+    let received = Arc::new(Mutex::new(Received::default()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |Json(v): Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                let now = SystemTime::now();
+                let detected = v["detected_at"]
+                    .as_str()
+                    .and_then(|s| humantime::parse_rfc3339_weak(s).ok());
+                let latency = detected
+                    .and_then(|d| now.duration_since(d).ok())
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+                {
+                    let mut r = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    r.count += 1;
+                    r.latencies_ms.push(latency);
+                }
+                if verbose {
+                    let a = &v["anomaly"];
+                    let event = v["event"].as_str().unwrap_or("");
+                    let when = if event == "anomaly.resolved" {
+                        &a["resolved_at"]
+                    } else {
+                        &a["fired_at"]
+                    };
+                    let at = when
+                        .as_str()
+                        .and_then(|s| humantime::parse_rfc3339_weak(s).ok());
+                    let offset = at
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64 - base_ms);
+                    let labels = &a["labels"];
+                    println!(
+                        "{} {:<18} {:<8} {:<22} {:<16} pod={:<28} {}",
+                        sim_clock(offset, base_ms),
+                        event,
+                        a["severity"].as_str().unwrap_or(""),
+                        a["metric"].as_str().unwrap_or(""),
+                        labels["service"].as_str().unwrap_or(""),
+                        labels["pod"].as_str().unwrap_or(""),
+                        a["description"].as_str().unwrap_or("")
+                    );
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| DemoError::Listen {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DemoError::Listen {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, received))
+}
+
+pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
+    let scenario = Scenario::standard();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    // The scenario ends at about "now", so its timestamps are realistic for any Prometheus.
+    let base_ms = (now_ms - scenario.length_ms) / STEP_MS * STEP_MS;
+    let (hook_addr, received) = start_receiver(opts.verbose, base_ms).await?;
+
+    let mut config = opts.config;
+    config.notification.webhook.url = format!("http://{hook_addr}/hook");
+    let pipeline = Pipeline::new(config)?;
+    pipeline.start_background()?;
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| DemoError::Listen {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DemoError::Listen {
+        addr: opts.listen.clone(),
+        source,
+    })?;
+    let server = pipeline.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = crate::serve(server, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await;
+    });
+    tracing::info!(%addr, "sre-agent listening; the simulator remote-writes into http://{addr}/api/v1/write");
+    if opts.verbose {
+        println!(
+            "sre-agent demo: API on http://{addr} (try /api/v1/anomalies, /metrics); simulating a crypto exchange"
+        );
+        println!(
+            "{:<9} {:<18} {:<8} {:<22} {:<16} {:<32} details",
+            "sim time", "event", "severity", "metric", "service", "pod"
+        );
+    }
+
+    let client = crate::notify::http::client(Duration::from_secs(10))
+        .map_err(|e| DemoError::Client(e.to_string()))?;
+    let url = format!("http://{addr}/api/v1/write");
+    let mut exchange = Exchange::new(opts.seed, scenario.clone());
+    let steps_per_cycle = (scenario.length_ms / STEP_MS) as u64;
+    let pace = match opts.duration {
+        Some(d) => d / steps_per_cycle as u32,
+        None => Duration::from_millis(50),
+    };
+    let started = Instant::now();
+    let (mut scrapes, mut samples, mut errors, mut series) = (0u64, 0u64, 0u64, 0usize);
+    let mut raw = Vec::new();
+    let mut step: u64 = 0;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        if opts.duration.is_some() && step >= steps_per_cycle {
+            break;
+        }
+        let offset = step as i64 * STEP_MS;
+        let ts = base_ms + offset;
+        let batch = exchange.step(ts, offset);
+        series = series.max(batch.len());
+        samples += batch.len() as u64;
+        encode_v1(&batch, &mut raw);
+        let body = compress(&raw).map_err(|e| DemoError::Client(e.to_string()))?;
+        let mut attempt = 0;
+        loop {
+            let resp = client
+                .post(&url)
+                .header("Content-Type", "application/x-protobuf")
+                .header("Content-Encoding", "snappy")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(body.clone())
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) if r.status().as_u16() == 429 && attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(r) => {
+                    errors += 1;
+                    tracing::warn!(status = %r.status(), "simulator write refused");
+                    break;
+                }
+                Err(e) => {
+                    errors += 1;
+                    tracing::warn!(error = %e, "simulator write failed");
+                    break;
+                }
+            }
+        }
+        scrapes += 1;
+        step += 1;
+        next += pace;
+        tokio::time::sleep_until(next).await;
+    }
+    // Let the last notifications arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wall_seconds = started.elapsed().as_secs_f64();
+
+    let anomalies = pipeline.book.list(&AnomalyFilter {
+        active_only: false,
+        ..Default::default()
+    });
+    let summary = score(
+        &scenario,
+        &exchange,
+        &anomalies,
+        base_ms,
+        scrapes,
+        samples,
+        errors,
+        series,
+        wall_seconds,
+        &received,
+    );
+    let _ = stop_tx.send(());
+    Ok(summary)
+}
+
+fn ms_of(rfc: &str) -> Option<i64> {
+    humantime::parse_rfc3339_weak(rfc)
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as i64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score(
+    scenario: &Scenario,
+    exchange: &Exchange,
+    anomalies: &[Anomaly],
+    base_ms: i64,
+    scrapes: u64,
+    samples: u64,
+    errors: u64,
+    series: usize,
+    wall_seconds: f64,
+    received: &Mutex<Received>,
+) -> DemoSummary {
+    // Anomalies on an incident's pods between its start and 10 minutes after its end are its
+    // symptoms; anything else is a false alarm.
+    const GRACE_MS: i64 = 10 * 60_000;
+    let related = |a: &Anomaly, inc: &super::Incident| -> bool {
+        let Some(fired) = ms_of(&a.fired_at) else {
+            return false;
+        };
+        let offset = fired - base_ms;
+        let pod = a.labels.get("pod").map(String::as_str).unwrap_or("");
+        (inc.start_ms..=inc.end_ms + GRACE_MS).contains(&offset)
+            && exchange
+                .pods
+                .iter()
+                .any(|p| p.name == pod && inc.affects(p))
+    };
+    let mut incidents = Vec::new();
+    for inc in &scenario.incidents {
+        let first = anomalies
+            .iter()
+            .filter(|a| related(a, inc) && inc.metrics.contains(&a.metric.as_str()))
+            .filter_map(|a| ms_of(&a.fired_at).map(|t| (t, a)))
+            .min_by_key(|(t, _)| *t);
+        incidents.push(IncidentOutcome {
+            kind: inc.kind,
+            target: match inc.pod {
+                Some(i) => format!("{} pod {i}", inc.service),
+                None => format!("{} (all pods)", inc.service),
+            },
+            root_cause: inc.root_cause.to_string(),
+            detected: first.is_some(),
+            delay_seconds: first
+                .map(|(t, _)| ((t - base_ms - inc.start_ms) as f64 / 1000.0).max(0.0)),
+            first_metric: first.map(|(_, a)| a.metric.clone()),
+        });
+    }
+    let false_alarms: Vec<String> = anomalies
+        .iter()
+        .filter(|a| !scenario.incidents.iter().any(|inc| related(a, inc)))
+        .map(|a| {
+            format!(
+                "{} {} on {} at +{}s: {}",
+                a.id,
+                a.metric,
+                a.labels.get("pod").cloned().unwrap_or_default(),
+                ms_of(&a.fired_at).map_or(0, |t| (t - base_ms) / 1000),
+                a.description
+            )
+        })
+        .collect();
+    let r = received.lock().unwrap_or_else(|p| p.into_inner());
+    let mut lat = r.latencies_ms.clone();
+    lat.sort_by(f64::total_cmp);
+    DemoSummary {
+        simulated_seconds: scrapes as i64 * STEP_MS / 1000,
+        series,
+        scrapes,
+        samples_sent: samples,
+        write_errors: errors,
+        wall_seconds,
+        detected: incidents.iter().filter(|i| i.detected).count(),
+        incidents,
+        false_alarms,
+        notifications: r.count,
+        notify_latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
+        notify_latency_max_ms: lat.last().copied().unwrap_or(0.0),
+    }
+}

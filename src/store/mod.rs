@@ -1,0 +1,710 @@
+//! The store: series registry (label set → compact slot), per-series rings and detector state.
+//!
+//! Series are partitioned into shards by the hash of their label set. A write request groups its
+//! series by shard and takes each shard's lock once for all of that shard's samples, so there is
+//! no global lock and no lock per sample; concurrent requests only meet when they touch the same
+//! shard. Readers (API, /metrics, write-back) take a shard lock for a bounded copy of the data
+//! they need. A seqlock would let readers skip the lock, but the rings hold variable-length
+//! compressed chunks that cannot be read optimistically, and readers are rare next to writers.
+//!
+//! The store does not do I/O and does not wait: anomaly transitions are returned to the caller,
+//! which hands them to the notifiers after the locks are released.
+
+pub mod bits;
+pub mod chunk;
+pub mod labels;
+pub mod matcher;
+pub mod ring;
+pub mod series;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::catalog::{Catalog, NO_CLASS};
+use crate::detect::event::{AnomalyEvent, EventKind, ResolveReason};
+use crate::detect::lifecycle::{LifecycleParams, Transition};
+use crate::detect::{DetectParams, DetectorState, Score, Severity};
+use crate::ingest::{Batch, MetricType, SeriesEntry};
+
+use labels::SeriesLabels;
+use matcher::Matcher;
+pub use series::Series;
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub shards: usize,
+    pub max_series: usize,
+    pub retention: Duration,
+    pub idle_timeout: Duration,
+    pub detect: DetectParams,
+    pub lifecycle: LifecycleParams,
+    pub only_catalog: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            shards: 64,
+            max_series: 500_000,
+            retention: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(900),
+            detect: DetectParams::default(),
+            lifecycle: LifecycleParams::default(),
+            only_catalog: false,
+        }
+    }
+}
+
+/// What one batch did, counted per reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Samples written (staleness markers included).
+    pub applied: u64,
+    pub stale_markers: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub refused_series_limit: u64,
+    pub refused_invalid_labels: u64,
+    pub new_series: u64,
+    /// First reason a series was refused, for the 400 answer.
+    pub first_refusal: Option<String>,
+    /// Samples that went through the detectors.
+    pub detected: u64,
+}
+
+impl ApplyStats {
+    pub fn refused(&self) -> u64 {
+        self.refused_series_limit + self.refused_invalid_labels
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    index: HashMap<u64, u32>,
+    slots: Vec<Option<Series>>,
+    free: Vec<u32>,
+}
+
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    mask: u64,
+    pub catalog: Arc<Catalog>,
+    pub options: StoreOptions,
+    retention_ms: i64,
+    series_count: AtomicUsize,
+    metadata: RwLock<HashMap<Box<str>, MetricType>>,
+    next_anomaly: AtomicU64,
+    epoch: Instant,
+}
+
+/// A copy of one series' state for readers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesSnapshot {
+    pub id: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub category: String,
+    pub cumulative: bool,
+    pub stale: bool,
+    pub samples_in_ring: usize,
+    pub last_timestamp: i64,
+    pub last_score: Score,
+    pub firing: bool,
+    pub memory_bytes: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Baseline {
+    pub id: String,
+    pub series: String,
+    pub mean: f64,
+    pub sigma: f64,
+    pub median: f64,
+    pub mad: f64,
+    pub samples_seen: u32,
+    pub season: Option<SeasonInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeasonInfo {
+    pub period_seconds: i64,
+    pub bins: usize,
+    pub strength: f32,
+    pub active: bool,
+}
+
+pub fn series_id(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+impl Store {
+    pub fn new(options: StoreOptions, catalog: Catalog) -> Self {
+        let shards = options.shards.next_power_of_two().max(1);
+        // Ids of anomalies stay unique across restarts: the high bits are the start time.
+        let start = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            mask: shards as u64 - 1,
+            catalog: Arc::new(catalog),
+            retention_ms: options.retention.as_millis() as i64,
+            options,
+            series_count: AtomicUsize::new(0),
+            metadata: RwLock::new(HashMap::new()),
+            next_anomaly: AtomicU64::new((start & 0xffff_ffff) << 24),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series_count.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard lock would be a bug; keep serving rather than cascade.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_secs(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Records metric types from RW 1.0 metadata (sent in separate, infrequent requests).
+    pub fn record_metadata(&self, batch: &Batch) {
+        if batch.metadata.is_empty() {
+            return;
+        }
+        let mut map = self.metadata.write().unwrap_or_else(|p| p.into_inner());
+        for m in &batch.metadata {
+            if let Ok(name) = std::str::from_utf8(batch.bytes(m.family))
+                && map.get(name) != Some(&m.metric_type)
+            {
+                map.insert(name.into(), m.metric_type);
+            }
+        }
+    }
+
+    fn is_cumulative(&self, name: &str, sent: MetricType) -> bool {
+        if sent != MetricType::Unknown {
+            return sent.is_cumulative();
+        }
+        let known = self
+            .metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        match known {
+            Some(t) if t != MetricType::Unknown => t.is_cumulative(),
+            _ => ["_total", "_count", "_sum", "_bucket"]
+                .iter()
+                .any(|s| name.ends_with(s)),
+        }
+    }
+
+    /// Applies a decoded batch. Anomaly transitions are appended to `events`.
+    pub fn apply(&self, batch: &mut Batch, events: &mut Vec<AnomalyEvent>) -> ApplyStats {
+        let mut stats = ApplyStats::default();
+        let shards = self.shards.len();
+        // Counting sort of series indices by shard.
+        let mut order = std::mem::take(&mut batch.order);
+        let mut offsets = std::mem::take(&mut batch.shard_offsets);
+        offsets.clear();
+        offsets.resize(shards + 1, 0);
+        for s in &batch.series {
+            offsets[(s.hash & self.mask) as usize + 1] += 1;
+        }
+        for i in 0..shards {
+            offsets[i + 1] += offsets[i];
+        }
+        order.clear();
+        order.resize(batch.series.len(), 0);
+        {
+            let mut cursor: Vec<u32> = Vec::new();
+            cursor.extend_from_slice(&offsets[..shards]);
+            for (i, s) in batch.series.iter().enumerate() {
+                let sh = (s.hash & self.mask) as usize;
+                order[cursor[sh] as usize] = i as u32;
+                cursor[sh] += 1;
+            }
+        }
+        let now = self.now_secs();
+        for shard_index in 0..shards {
+            let (start, end) = (
+                offsets[shard_index] as usize,
+                offsets[shard_index + 1] as usize,
+            );
+            if start == end {
+                continue;
+            }
+            let mut shard = self.lock(shard_index);
+            for &i in &order[start..end] {
+                let entry = &batch.series[i as usize];
+                self.apply_series(&mut shard, batch, entry, now, &mut stats, events);
+            }
+        }
+        batch.order = order;
+        batch.shard_offsets = offsets;
+        stats
+    }
+
+    fn apply_series(
+        &self,
+        shard: &mut Shard,
+        batch: &Batch,
+        entry: &SeriesEntry,
+        now: u32,
+        stats: &mut ApplyStats,
+        events: &mut Vec<AnomalyEvent>,
+    ) {
+        let samples = batch.series_samples(entry);
+        if samples.is_empty() {
+            return;
+        }
+        let slot = match shard.index.get(&entry.hash) {
+            Some(&slot) => {
+                let same = shard.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.labels.equals_pairs(batch.label_pairs(entry)));
+                if !same {
+                    stats.refused_invalid_labels += samples.len() as u64;
+                    stats
+                        .first_refusal
+                        .get_or_insert_with(|| "label hash collision with another series".into());
+                    return;
+                }
+                slot
+            }
+            None => match self.create_series(shard, batch, entry, now) {
+                Ok(slot) => {
+                    stats.new_series += 1;
+                    slot
+                }
+                Err((reason, limit)) => {
+                    if limit {
+                        stats.refused_series_limit += samples.len() as u64;
+                    } else {
+                        stats.refused_invalid_labels += samples.len() as u64;
+                    }
+                    stats.first_refusal.get_or_insert(reason);
+                    return;
+                }
+            },
+        };
+        let Some(series) = shard.slots[slot as usize].as_mut() else {
+            return;
+        };
+        series.last_seen = now;
+        let params = &self.options.detect;
+        let class = self.catalog.params(series.class);
+        for &(ts, value) in samples {
+            if value.to_bits() == STALE_NAN_BITS {
+                stats.applied += 1;
+                stats.stale_markers += 1;
+                series.stale = true;
+                series.rate.reset();
+                if series.lifecycle.is_firing() {
+                    let id = series.lifecycle.anomaly_id;
+                    let started = series.lifecycle.started_ts;
+                    let peak = series.lifecycle.peak;
+                    series.lifecycle.resolve();
+                    series.lifecycle.anomaly_id = 0;
+                    events.push(self.event(
+                        series,
+                        EventKind::Resolved,
+                        id,
+                        started,
+                        ts,
+                        peak,
+                        Some(ResolveReason::StalenessMarker),
+                    ));
+                }
+                continue;
+            }
+            if ts <= series.last_ts {
+                if ts == series.last_ts {
+                    stats.duplicates += 1;
+                } else {
+                    stats.out_of_order += 1;
+                }
+                continue;
+            }
+            series.last_ts = ts;
+            series.stale = false;
+            series.ring.push(ts, value, self.retention_ms);
+            stats.applied += 1;
+            if !series.detect {
+                continue;
+            }
+            let observed = if series.cumulative {
+                series.rate.update(ts, value, entry.start_timestamp)
+            } else {
+                Some(value)
+            };
+            let Some(x) = observed.filter(|x| x.is_finite()) else {
+                continue;
+            };
+            stats.detected += 1;
+            let score = series.detector.update(ts, x, params, &class);
+            series.last_score = score;
+            if let Some(t) = series
+                .lifecycle
+                .observe(ts, &score, &self.options.lifecycle)
+            {
+                let (kind, severity, reason) = match t {
+                    Transition::Fired(s) => {
+                        series.lifecycle.anomaly_id =
+                            self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+                        (EventKind::Fired, s, None)
+                    }
+                    Transition::Escalated(s) => (EventKind::Escalated, s, None),
+                    Transition::Resolved => (
+                        EventKind::Resolved,
+                        series.lifecycle.peak,
+                        Some(ResolveReason::Recovered),
+                    ),
+                };
+                let id = series.lifecycle.anomaly_id;
+                events.push(self.event(
+                    series,
+                    kind,
+                    id,
+                    series.lifecycle.started_ts,
+                    ts,
+                    severity,
+                    reason,
+                ));
+                if kind == EventKind::Resolved {
+                    series.lifecycle.anomaly_id = 0;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        series: &Series,
+        kind: EventKind,
+        anomaly_id: u64,
+        started_ts: i64,
+        ts: i64,
+        severity: Severity,
+        reason: Option<ResolveReason>,
+    ) -> AnomalyEvent {
+        AnomalyEvent {
+            kind,
+            anomaly_id,
+            series_id: series.hash,
+            labels: series.labels.clone(),
+            category: self.catalog.category(series.class).to_string(),
+            started_ts,
+            ts,
+            score: series.last_score,
+            severity,
+            reason,
+            produced_at: SystemTime::now(),
+        }
+    }
+
+    fn create_series(
+        &self,
+        shard: &mut Shard,
+        batch: &Batch,
+        entry: &SeriesEntry,
+        now: u32,
+    ) -> Result<u32, (String, bool)> {
+        let labels = SeriesLabels::from_pairs(batch.label_pairs(entry))
+            .map_err(|e| (format!("invalid labels: {e}"), false))?;
+        let limit = self.options.max_series;
+        if self.series_count.fetch_add(1, Ordering::Relaxed) >= limit {
+            self.series_count.fetch_sub(1, Ordering::Relaxed);
+            return Err((
+                format!(
+                    "series limit of {limit} active series reached; new series {} refused",
+                    labels.display()
+                ),
+                true,
+            ));
+        }
+        let name = labels.metric_name();
+        let class = self.catalog.classify(name, labels.iter());
+        let detect = !self.options.only_catalog || class != NO_CLASS;
+        let series = Series {
+            hash: entry.hash,
+            cumulative: self.is_cumulative(name, entry.metric_type),
+            detector: DetectorState::new(&self.options.detect, self.catalog.seasonal(class)),
+            labels,
+            class,
+            detect,
+            stale: false,
+            last_seen: now,
+            last_ts: i64::MIN,
+            ring: Default::default(),
+            rate: Default::default(),
+            lifecycle: Default::default(),
+            last_score: Score::default(),
+        };
+        let slot = match shard.free.pop() {
+            Some(slot) => {
+                shard.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                shard.slots.push(Some(series));
+                (shard.slots.len() - 1) as u32
+            }
+        };
+        shard.index.insert(entry.hash, slot);
+        Ok(slot)
+    }
+
+    /// Periodic upkeep off the hot path: evicts idle series and re-evaluates seasonal profiles.
+    /// Returns the anomalies that resolved because their series went away.
+    pub fn maintain(&self, min_strength: f32) -> Vec<AnomalyEvent> {
+        let now = self.now_secs();
+        let idle = self.options.idle_timeout.as_secs() as u32;
+        let mut events = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let shard = &mut *shard;
+            for slot in 0..shard.slots.len() {
+                let Some(series) = shard.slots[slot].as_mut() else {
+                    continue;
+                };
+                if now.saturating_sub(series.last_seen) > idle {
+                    if series.lifecycle.is_firing() {
+                        let id = series.lifecycle.anomaly_id;
+                        events.push(self.event(
+                            series,
+                            EventKind::Resolved,
+                            id,
+                            series.lifecycle.started_ts,
+                            series.last_ts,
+                            series.lifecycle.peak,
+                            Some(ResolveReason::Evicted),
+                        ));
+                    }
+                    shard.index.remove(&series.hash);
+                    shard.slots[slot] = None;
+                    shard.free.push(slot as u32);
+                    self.series_count.fetch_sub(1, Ordering::Relaxed);
+                    continue;
+                }
+                if series
+                    .detector
+                    .seasonal
+                    .as_deref_mut()
+                    .is_some_and(|p| p.evaluate(min_strength))
+                {
+                    series.detector.restart_baseline();
+                }
+            }
+        }
+        events
+    }
+
+    /// Visits every series under its shard's lock. Keep `f` cheap: it blocks that shard's writers.
+    pub fn for_each(&self, mut f: impl FnMut(&Series)) {
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            for series in shard.slots.iter().flatten() {
+                f(series);
+            }
+        }
+    }
+
+    pub fn with_series<T>(&self, hash: u64, f: impl FnOnce(&Series) -> T) -> Option<T> {
+        let shard = self.lock((hash & self.mask) as usize);
+        let slot = *shard.index.get(&hash)?;
+        shard.slots[slot as usize].as_ref().map(f)
+    }
+
+    pub fn snapshot(&self, series: &Series) -> SeriesSnapshot {
+        SeriesSnapshot {
+            id: series_id(series.hash),
+            labels: series.labels.to_map(),
+            category: self.catalog.category(series.class).to_string(),
+            cumulative: series.cumulative,
+            stale: series.stale,
+            samples_in_ring: series.ring.len(),
+            last_timestamp: series.last_ts,
+            last_score: series.last_score,
+            firing: series.lifecycle.is_firing(),
+            memory_bytes: series.memory_bytes(),
+        }
+    }
+
+    pub fn find(&self, matcher: &Matcher, limit: usize) -> Vec<SeriesSnapshot> {
+        let mut out = Vec::new();
+        self.for_each(|s| {
+            if out.len() < limit && matcher.matches(&s.labels) {
+                out.push(self.snapshot(s));
+            }
+        });
+        out
+    }
+
+    pub fn baselines(&self, matcher: &Matcher, limit: usize) -> Vec<Baseline> {
+        let mut out = Vec::new();
+        self.for_each(|s| {
+            if out.len() < limit && s.detect && matcher.matches(&s.labels) {
+                let d = &s.detector;
+                out.push(Baseline {
+                    id: series_id(s.hash),
+                    series: s.labels.display(),
+                    mean: d.ewma.mean,
+                    sigma: d.ewma.std(),
+                    median: d.robust.median,
+                    mad: d.robust.mad,
+                    samples_seen: d.seen,
+                    season: d.seasonal.as_deref().map(|p| SeasonInfo {
+                        period_seconds: p.period_ms / 1000,
+                        bins: p.bins.len(),
+                        strength: p.strength,
+                        active: p.active,
+                    }),
+                });
+            }
+        });
+        out
+    }
+
+    /// Total bytes held by all series (inline and heap), for the memory figure.
+    pub fn memory_bytes(&self) -> usize {
+        let mut total = 0;
+        self.for_each(|s| total += s.memory_bytes());
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::encode::{TimeSeries, encode_v1};
+    use crate::ingest::remote_write_v1;
+
+    fn store(max_series: usize) -> Store {
+        let opts = StoreOptions {
+            shards: 4,
+            max_series,
+            ..Default::default()
+        };
+        Store::new(opts, crate::config::Config::default().catalog().unwrap())
+    }
+
+    fn batch(series: &[TimeSeries]) -> Batch {
+        let mut b = Batch::default();
+        encode_v1(series, &mut b.body);
+        remote_write_v1::decode(&mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn applies_counts_duplicates_out_of_order_and_staleness() {
+        let s = store(100);
+        let mut ev = Vec::new();
+        let mut b = batch(&[TimeSeries::new(
+            &[("__name__", "x"), ("a", "1")],
+            &[(1000, 1.0), (2000, 2.0), (2000, 2.0), (1500, 9.0)],
+        )]);
+        let st = s.apply(&mut b, &mut ev);
+        assert_eq!(
+            (st.applied, st.duplicates, st.out_of_order, st.new_series),
+            (2, 1, 1, 1)
+        );
+        let mut b = batch(&[TimeSeries::new(
+            &[("__name__", "x"), ("a", "1")],
+            &[(3000, f64::from_bits(STALE_NAN_BITS))],
+        )]);
+        let st = s.apply(&mut b, &mut ev);
+        assert_eq!((st.applied, st.stale_markers, st.new_series), (1, 1, 0));
+        assert_eq!(s.series_count(), 1);
+        let hash = b.series[0].hash;
+        assert!(s.with_series(hash, |x| x.stale).unwrap());
+        assert_eq!(s.with_series(hash, |x| x.ring.len()).unwrap(), 2);
+    }
+
+    #[test]
+    fn series_limit_refuses_new_series_only() {
+        let s = store(2);
+        let mut ev = Vec::new();
+        let mk = |n: &str, t: i64| TimeSeries::new(&[("__name__", "m"), ("i", n)], &[(t, 1.0)]);
+        let st = s.apply(&mut batch(&[mk("a", 1), mk("b", 1), mk("c", 1)]), &mut ev);
+        assert_eq!(st.applied, 2);
+        assert_eq!(st.refused_series_limit, 1);
+        assert!(st.first_refusal.unwrap().contains("series limit"));
+        let st = s.apply(&mut batch(&[mk("a", 2), mk("b", 2)]), &mut ev);
+        assert_eq!((st.applied, st.refused()), (2, 0));
+    }
+
+    #[test]
+    fn invalid_labels_refuse_the_series_with_a_reason() {
+        let s = store(10);
+        let mut ev = Vec::new();
+        let bad = TimeSeries {
+            labels: vec![("b".into(), "1".into()), ("__name__".into(), "x".into())],
+            samples: vec![(1, 1.0)],
+        };
+        let good = TimeSeries::new(&[("__name__", "ok")], &[(1, 1.0)]);
+        let st = s.apply(&mut batch(&[bad, good]), &mut ev);
+        assert_eq!(st.applied, 1);
+        assert_eq!(st.refused_invalid_labels, 1);
+        assert!(st.first_refusal.unwrap().contains("sorted"));
+    }
+
+    #[test]
+    fn counters_become_rates_and_an_incident_fires_then_resolves() {
+        let s = store(10);
+        let mut ev = Vec::new();
+        let mut total = 0.0;
+        let mut rng = fastrand::Rng::with_seed(4);
+        for i in 0..400i64 {
+            let rate = if (300..310).contains(&i) {
+                500.0
+            } else {
+                100.0 + rng.f64() * 10.0
+            };
+            total += rate * 15.0;
+            let mut b = batch(&[TimeSeries::new(
+                &[("__name__", "orders_total"), ("svc", "a")],
+                &[(i * 15_000, total)],
+            )]);
+            s.apply(&mut b, &mut ev);
+        }
+        let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&EventKind::Fired), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&EventKind::Resolved), "{kinds:?}");
+        assert_eq!(ev[0].category, "trading");
+        assert!(ev[0].started_ts >= 300 * 15_000);
+        assert_eq!(
+            ev.first().unwrap().anomaly_id,
+            ev.last().unwrap().anomaly_id
+        );
+        assert!(s.with_series(ev[0].series_id, |x| x.cumulative).unwrap());
+    }
+
+    #[test]
+    fn idle_series_are_evicted() {
+        let opts = StoreOptions {
+            shards: 2,
+            idle_timeout: Duration::from_secs(0),
+            ..Default::default()
+        };
+        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let mut ev = Vec::new();
+        s.apply(
+            &mut batch(&[TimeSeries::new(&[("__name__", "x")], &[(1, 1.0)])]),
+            &mut ev,
+        );
+        assert_eq!(s.series_count(), 1);
+        std::thread::sleep(Duration::from_millis(1100));
+        s.maintain(0.3);
+        assert_eq!(s.series_count(), 0);
+    }
+}

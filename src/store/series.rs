@@ -1,0 +1,40 @@
+//! One series: its labels, ring, rate state, detector state and anomaly lifecycle.
+
+use crate::detect::lifecycle::Lifecycle;
+use crate::detect::rate::RateState;
+use crate::detect::{DetectorState, Score};
+
+use super::labels::SeriesLabels;
+use super::ring::Ring;
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub hash: u64,
+    pub labels: SeriesLabels,
+    /// Catalog class (`catalog::NO_CLASS` when none matched).
+    pub class: u16,
+    /// Counter-like: detection sees per-second rates, the ring keeps raw values.
+    pub cumulative: bool,
+    /// Whether samples go through the detectors (config may narrow detection to the catalog).
+    pub detect: bool,
+    pub stale: bool,
+    /// Seconds since the store started when the last sample arrived (for eviction).
+    pub last_seen: u32,
+    pub last_ts: i64,
+    pub ring: Ring,
+    pub rate: RateState,
+    pub detector: DetectorState,
+    pub lifecycle: Lifecycle,
+    /// The last score, for /metrics, write-back and the API.
+    pub last_score: Score,
+}
+
+impl Series {
+    /// Bytes this series holds, inline and on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.labels.heap_bytes()
+            + self.ring.heap_bytes()
+            + self.detector.heap_bytes()
+    }
+}

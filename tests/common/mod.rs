@@ -1,0 +1,208 @@
+//! Test harness: an agent on an ephemeral port, request builders, and finding real binaries.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sre_agent::Pipeline;
+use sre_agent::config::Config;
+use sre_agent::ingest::encode::{TimeSeries, compress, encode_v1, encode_v2};
+
+pub struct Agent {
+    pub addr: SocketAddr,
+    pub pipeline: Arc<Pipeline>,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Agent {
+    pub async fn start(config: Config) -> Agent {
+        sre_agent::notify::http::install_crypto_provider();
+        let pipeline = Pipeline::new(config).expect("pipeline");
+        pipeline.start_background().expect("background");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let p = pipeline.clone();
+        tokio::spawn(async move {
+            sre_agent::serve(p, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        Agent {
+            addr,
+            pipeline,
+            client,
+            _stop: tx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn write_v1(&self, series: &[TimeSeries]) -> reqwest::Response {
+        let mut raw = Vec::new();
+        encode_v1(series, &mut raw);
+        self.post_write(compress(&raw).unwrap(), "application/x-protobuf")
+            .await
+    }
+
+    pub async fn write_v2(&self, series: &[TimeSeries]) -> reqwest::Response {
+        let mut raw = Vec::new();
+        encode_v2(series, &mut raw);
+        self.post_write(
+            compress(&raw).unwrap(),
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .await
+    }
+
+    pub async fn post_write(&self, body: Vec<u8>, content_type: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/write"))
+            .header("Content-Type", content_type)
+            .header("Content-Encoding", "snappy")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.client.get(self.url(path)).send().await.expect("get");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+/// Reads one sample value from Prometheus text exposition (`name` or `name{labels}` exactly).
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == series).then(|| v.parse().ok()).flatten()
+    })
+}
+
+pub fn test_config() -> Config {
+    let mut c =
+        Config::parse(sre_agent::config::DEFAULT_CONFIG, "test", |_| None).expect("default config");
+    c.anomaly_detection.check_interval_seconds = 1;
+    c
+}
+
+/// A series with a quiet baseline then a spike, one sample per 15 s.
+pub fn spike_series(
+    labels: &[(&str, &str)],
+    start_ms: i64,
+    n: usize,
+    spike_at: usize,
+) -> Vec<TimeSeries> {
+    let mut rng = fastrand::Rng::with_seed(42);
+    (0..n)
+        .map(|i| {
+            let v = if i >= spike_at {
+                500.0
+            } else {
+                100.0 + rng.f64() * 10.0
+            };
+            TimeSeries::new(labels, &[(start_ms + i as i64 * 15_000, v)])
+        })
+        .collect()
+}
+
+/// Whether tests that need real programs must fail rather than skip (CI sets it).
+pub fn require_real() -> bool {
+    std::env::var("SRE_AGENT_REQUIRE_REAL").is_ok_and(|v| v == "1")
+}
+
+/// Finds an executable on PATH under any of the names given.
+pub fn find_binary(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for n in names {
+            let p = dir.join(n);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Returns the binary, or `None` after printing why the test is skipped; panics when
+/// `SRE_AGENT_REQUIRE_REAL=1`.
+pub fn real_binary(names: &[&str]) -> Option<std::path::PathBuf> {
+    match find_binary(names) {
+        Some(p) => Some(p),
+        None if require_real() => {
+            panic!("{names:?} not found on PATH and SRE_AGENT_REQUIRE_REAL=1")
+        }
+        None => {
+            eprintln!(
+                "skipping: {names:?} not found on PATH (set SRE_AGENT_REQUIRE_REAL=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,163 @@
+//! A real Prometheus 2.42 remote-writes to the agent with basic auth: nothing fails and both
+//! sides count the same samples. Skips when `prometheus` is not installed, unless
+//! `SRE_AGENT_REQUIRE_REAL=1` (CI) makes that a failure.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+async fn prom_metric(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    // Sum over label sets (one remote_write endpoint here).
+    let mut total = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (key, value) = line.rsplit_once(' ')?;
+        if key == name || key.starts_with(&format!("{name}{{")) {
+            *total.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_writes_with_basic_auth_and_counts_match() {
+    sre_agent::notify::http::install_crypto_provider();
+    let Some(prometheus) = real_binary(&["prometheus"]) else {
+        return;
+    };
+    let mut config = test_config();
+    config.ingest.auth.username = "prometheus".into();
+    config.ingest.auth.password = sre_agent::config::Secret::new("remote-write-pw");
+    let agent = Agent::start(config).await;
+
+    let dir = std::env::temp_dir().join(format!("sre-agent-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let yml = format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+  - job_name: sre-agent
+    static_configs: [{{targets: ["{agent}"]}}]
+remote_write:
+  - url: http://{agent}/api/v1/write
+    basic_auth: {{username: prometheus, password: remote-write-pw}}
+    queue_config: {{batch_send_deadline: 1s, max_samples_per_send: 2000, min_backoff: 100ms, max_backoff: 1s}}
+    metadata_config: {{send_interval: 2s}}
+"#,
+        agent = agent.addr
+    );
+    std::fs::write(dir.join("prometheus.yml"), yml).unwrap();
+    let child = Command::new(prometheus)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("prometheus.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("start prometheus");
+    let _guard = ChildGuard(child);
+    let client = reqwest::Client::new();
+
+    // Let it send for a while: several thousand samples and a few metadata requests.
+    let sent_enough = wait_until(Duration::from_secs(60), || async {
+        prom_metric(&client, port, "prometheus_remote_storage_samples_total")
+            .await
+            .unwrap_or(0.0)
+            >= 5000.0
+            && agent
+                .pipeline
+                .telemetry
+                .metadata_received
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    assert!(
+        sent_enough,
+        "Prometheus did not send 5000 samples; its log:\n{log}"
+    );
+
+    // Counts are compared at a quiet instant: ours, theirs, ours again, all equal.
+    let mut matched = None;
+    for _ in 0..200 {
+        let ours_before = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-1.0);
+        let theirs = prom_metric(&client, port, "prometheus_remote_storage_samples_total")
+            .await
+            .unwrap_or(-2.0);
+        let ours_after = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-3.0);
+        if ours_before == theirs && theirs == ours_after {
+            matched = Some(theirs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = prom_metric(
+        &client,
+        port,
+        "prometheus_remote_storage_samples_failed_total",
+    )
+    .await
+    .unwrap_or(0.0);
+    let retried = prom_metric(
+        &client,
+        port,
+        "prometheus_remote_storage_samples_retried_total",
+    )
+    .await
+    .unwrap_or(0.0);
+    let dropped = prom_metric(
+        &client,
+        port,
+        "prometheus_remote_storage_samples_dropped_total",
+    )
+    .await
+    .unwrap_or(0.0);
+    assert_eq!(
+        (failed, retried, dropped),
+        (0.0, 0.0, 0.0),
+        "Prometheus reported failures; its log:\n{log}"
+    );
+    let matched = matched.expect("sample counts never matched at a quiet instant");
+    eprintln!("Prometheus sent and the agent received {matched} samples; 0 failed, 0 retried");
+    assert!(matched >= 5000.0);
+    // Every request was accepted with 204 (no 4xx for anything Prometheus sends).
+    let m = agent.metrics_text().await;
+    assert!(
+        m.lines()
+            .filter(|l| l.starts_with("sre_agent_write_requests_total{"))
+            .all(|l| l.contains("code=\"204\"")),
+        "{m}"
+    );
+    assert!(agent.pipeline.store.series_count() > 100);
+    let _ = std::fs::remove_dir_all(&dir);
+}
