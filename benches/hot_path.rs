@@ -1,1 +1,115 @@
-fn main() {}
+//! Per-sample costs of the hot path: decode (RW 1.0 and 2.0), the detector update, and a full
+//! store apply (registry lookup, ring append, rate, detectors, lifecycle).
+//! `cargo bench --bench hot_path`; `cargo test --benches` runs each once so they never rot.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sre_agent::detect::{ClassParams, DetectParams, DetectorState};
+use sre_agent::ingest::encode::{encode_v1, encode_v2};
+use sre_agent::ingest::{Batch, Protocol, decode_decompressed};
+use sre_agent::store::{Store, StoreOptions};
+
+#[path = "workload.rs"]
+mod workload;
+
+const PER_REQUEST: usize = 2000;
+
+fn decode(c: &mut Criterion) {
+    let series = &workload::round_requests(PER_REQUEST, PER_REQUEST, 0, 1_700_000_000_000)[0];
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(PER_REQUEST as u64));
+    for (name, protocol) in [("rw1", Protocol::V1), ("rw2", Protocol::V2)] {
+        let mut raw = Vec::new();
+        match protocol {
+            Protocol::V1 => encode_v1(series, &mut raw),
+            Protocol::V2 => encode_v2(series, &mut raw),
+        }
+        let mut batch = Batch::default();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                batch.clear();
+                batch.body.extend_from_slice(&raw);
+                decode_decompressed(protocol, &mut batch).unwrap();
+                black_box(batch.samples.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn detector(c: &mut Criterion) {
+    let p = DetectParams::default();
+    let class = ClassParams::default();
+    let mut g = c.benchmark_group("detector");
+    g.throughput(Throughput::Elements(1));
+    for (name, seasonal) in [("update", false), ("update_seasonal", true)] {
+        let mut d = DetectorState::new(&p, seasonal);
+        let mut rng = fastrand::Rng::with_seed(1);
+        for i in 0..1000 {
+            d.update(i * 15_000, 100.0 + rng.f64(), &p, &class);
+        }
+        let mut ts = 1000 * 15_000;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                ts += 15_000;
+                black_box(d.update(ts, 100.0 + rng.f64(), &p, &class))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn store_apply(c: &mut Criterion) {
+    // 10k series, steady state: every series exists and has a warm baseline.
+    let n = 10_000;
+    let store = Store::new(
+        StoreOptions::default(),
+        sre_agent::Config::default().catalog().unwrap(),
+    );
+    let mut events = Vec::new();
+    let mut round = 0;
+    let mut encoded = |round: usize| -> Vec<Vec<u8>> {
+        workload::round_requests(n, PER_REQUEST, round, 1_700_000_000_000)
+            .iter()
+            .map(|r| {
+                let mut raw = Vec::new();
+                encode_v1(r, &mut raw);
+                raw
+            })
+            .collect()
+    };
+    let mut batch = Batch::default();
+    for _ in 0..40 {
+        for raw in encoded(round) {
+            batch.clear();
+            batch.body.extend_from_slice(&raw);
+            decode_decompressed(Protocol::V1, &mut batch).unwrap();
+            store.apply(&mut batch, &mut events);
+        }
+        round += 1;
+    }
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(PER_REQUEST as u64));
+    g.bench_function("apply_rw1_request", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let mut batch = Batch::default();
+                let raw = &encoded(round)[round % (n / PER_REQUEST)];
+                batch.body.extend_from_slice(raw);
+                decode_decompressed(Protocol::V1, &mut batch).unwrap();
+                batch
+            },
+            |mut batch| {
+                events.clear();
+                black_box(store.apply(&mut batch, &mut events))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, detector, store_apply);
+criterion_main!(benches);

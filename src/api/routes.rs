@@ -47,6 +47,7 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
         "baselines_loaded": p.store.series_count(),
         "series_active": p.store.series_count(),
         "series_limit": c.store.max_series,
+        "series_memory_bytes": p.store.memory_bytes(),
         "samples_received": t.samples_received.load(std::sync::atomic::Ordering::Relaxed),
         "samples_detected": t.samples_detected.load(std::sync::atomic::Ordering::Relaxed),
         "ingest": {"remote_write": "/api/v1/write", "protocols": ["prometheus.WriteRequest", "io.prometheus.write.v2.Request"], "auth": c.ingest.auth.enabled()},

@@ -76,6 +76,7 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
         labels
             .iter()
             .map(|l| (slice(body, l.name), slice(body, l.value))),
+        &mut batch.hash_scratch,
     );
     batch.series.push(SeriesEntry {
         labels: (label_start as u32, batch.labels.len() as u32),

@@ -167,12 +167,15 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
     }
     batch.histograms += histograms;
     let labels = &batch.labels[label_start..];
-    let hash = hash_labels(labels.iter().map(|l| {
-        (
-            &body[l.name.start as usize..(l.name.start + l.name.len) as usize],
-            &body[l.value.start as usize..(l.value.start + l.value.len) as usize],
-        )
-    }));
+    let hash = hash_labels(
+        labels.iter().map(|l| {
+            (
+                &body[l.name.start as usize..(l.name.start + l.name.len) as usize],
+                &body[l.value.start as usize..(l.value.start + l.value.len) as usize],
+            )
+        }),
+        &mut batch.hash_scratch,
+    );
     batch.series.push(SeriesEntry {
         labels: (label_start as u32, batch.labels.len() as u32),
         samples: (sample_start as u32, batch.samples.len() as u32),

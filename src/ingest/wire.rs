@@ -20,6 +20,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Self {
             buf,
@@ -28,6 +29,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub fn sub(&self, start: usize, end: usize) -> Reader<'a> {
         Reader {
             buf: self.buf,
@@ -36,15 +38,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub fn done(&self) -> bool {
         self.pos >= self.end
     }
 
+    #[inline]
     pub fn pos(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most keys and lengths fit in one byte.
+        if self.pos < self.end && self.buf[self.pos] < 0x80 {
+            let v = u64::from(self.buf[self.pos]);
+            self.pos += 1;
+            return Ok(v);
+        }
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             if self.pos >= self.end {
@@ -66,6 +77,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a field key; returns (field number, wire type).
+    #[inline]
     pub fn key(&mut self) -> Result<(u32, u8), DecodeError> {
         let offset = self.pos;
         let key = self.varint()?;
@@ -76,6 +88,7 @@ impl<'a> Reader<'a> {
         Ok((field as u32, (key & 7) as u8))
     }
 
+    #[inline]
     pub fn fixed64(&mut self) -> Result<u64, DecodeError> {
         let bytes = self
             .buf
@@ -90,6 +103,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the length prefix of a length-delimited field and returns the absolute byte range
     /// of its payload, advancing past it.
+    #[inline]
     pub fn len_delimited(&mut self) -> Result<(usize, usize), DecodeError> {
         let offset = self.pos;
         let len = self.varint()?;
@@ -103,6 +117,7 @@ impl<'a> Reader<'a> {
         Ok((start, end))
     }
 
+    #[inline]
     pub fn skip(&mut self, wire_type: u8) -> Result<(), DecodeError> {
         match wire_type {
             WIRE_VARINT => self.varint().map(|_| ()),
@@ -122,6 +137,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub fn expect(&self, field: &'static str, got: u8, want: u8) -> Result<(), DecodeError> {
         if got == want {
             Ok(())

@@ -83,9 +83,29 @@ impl ApplyStats {
     }
 }
 
+/// The index keys are already xxh3 hashes: hashing them again (SipHash) would be wasted work.
+#[derive(Default, Clone, Copy)]
+struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type SeriesIndex = HashMap<u64, u32, std::hash::BuildHasherDefault<PrehashedKey>>;
+
 #[derive(Default)]
 struct Shard {
-    index: HashMap<u64, u32>,
+    index: SeriesIndex,
     slots: Vec<Option<Series>>,
     free: Vec<u32>,
 }
@@ -224,15 +244,15 @@ impl Store {
         }
         order.clear();
         order.resize(batch.series.len(), 0);
-        {
-            let mut cursor: Vec<u32> = Vec::new();
-            cursor.extend_from_slice(&offsets[..shards]);
-            for (i, s) in batch.series.iter().enumerate() {
-                let sh = (s.hash & self.mask) as usize;
-                order[cursor[sh] as usize] = i as u32;
-                cursor[sh] += 1;
-            }
+        let mut cursor = std::mem::take(&mut batch.shard_cursor);
+        cursor.clear();
+        cursor.extend_from_slice(&offsets[..shards]);
+        for (i, s) in batch.series.iter().enumerate() {
+            let sh = (s.hash & self.mask) as usize;
+            order[cursor[sh] as usize] = i as u32;
+            cursor[sh] += 1;
         }
+        batch.shard_cursor = cursor;
         let now = self.now_secs();
         for shard_index in 0..shards {
             let (start, end) = (
