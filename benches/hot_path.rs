@@ -10,7 +10,7 @@ use sre_agent::ingest::encode::{encode_v1, encode_v2};
 use sre_agent::ingest::{Batch, Protocol, decode_decompressed};
 use sre_agent::store::{Store, StoreOptions};
 
-#[path = "workload.rs"]
+#[path = "support/workload.rs"]
 mod workload;
 
 const PER_REQUEST: usize = 2000;
@@ -69,7 +69,7 @@ fn store_apply(c: &mut Criterion) {
     );
     let mut events = Vec::new();
     let mut round = 0;
-    let mut encoded = |round: usize| -> Vec<Vec<u8>> {
+    let encoded = |round: usize| -> Vec<Vec<u8>> {
         workload::round_requests(n, PER_REQUEST, round, 1_700_000_000_000)
             .iter()
             .map(|r| {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sre_agent::ingest::encode::{compress, encode_v1};
 
-#[path = "workload.rs"]
+#[path = "support/workload.rs"]
 mod workload;
 
 const PER_REQUEST: usize = 2000;

@@ -1,6 +1,6 @@
 //! The decoded form of one request: offsets into the decompressed body, reused across requests.
 
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_128;
 
 /// A byte range in [`Batch::body`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,8 +66,11 @@ pub struct SeriesEntry {
     pub labels: (u32, u32),
     /// Index range into [`Batch::samples`].
     pub samples: (u32, u32),
-    /// xxh3 of the label set as sent; the store's key.
+    /// Low 64 bits of the label set's xxh3-128: the store's key and the series id.
     pub hash: u64,
+    /// High 64 bits: confirms a key hit without comparing labels (a false match needs a 128-bit
+    /// collision).
+    pub hash_check: u64,
     pub metric_type: MetricType,
     /// RW 2.0 created/start timestamp (0 when absent); a change means a counter reset.
     pub start_timestamp: i64,
@@ -146,13 +149,14 @@ impl Batch {
     }
 }
 
-/// Hash of a label set: the identity of a series. Name and value are separated by a byte that
-/// cannot occur in UTF-8, so `a="bc"` and `ab="c"` differ. The pairs are laid out in `scratch`
-/// and hashed in one call: xxh3's streaming state costs more than the copy on inputs this small.
+/// Hash of a label set: the identity of a series, as (low, high) 64-bit halves of xxh3-128.
+/// Name and value are separated by bytes that cannot occur in UTF-8, so `a="bc"` and `ab="c"`
+/// differ. The pairs are laid out in `scratch` and hashed in one call: xxh3's streaming state
+/// costs more than the copy on inputs this small.
 pub fn hash_labels<'a>(
     pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     scratch: &mut Vec<u8>,
-) -> u64 {
+) -> (u64, u64) {
     scratch.clear();
     for (name, value) in pairs {
         scratch.extend_from_slice(name);
@@ -160,5 +164,6 @@ pub fn hash_labels<'a>(
         scratch.extend_from_slice(value);
         scratch.push(0xfe);
     }
-    xxh3_64(scratch)
+    let h = xxh3_128(scratch);
+    (h as u64, (h >> 64) as u64)
 }

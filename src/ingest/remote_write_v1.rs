@@ -72,7 +72,7 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
         }
     }
     let labels = &batch.labels[label_start..];
-    let hash = hash_labels(
+    let (hash, hash_check) = hash_labels(
         labels
             .iter()
             .map(|l| (slice(body, l.name), slice(body, l.value))),
@@ -82,6 +82,7 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
         labels: (label_start as u32, batch.labels.len() as u32),
         samples: (sample_start as u32, batch.samples.len() as u32),
         hash,
+        hash_check,
         metric_type: MetricType::Unknown,
         start_timestamp: 0,
     });
@@ -93,6 +94,22 @@ fn slice(body: &[u8], span: Span) -> &[u8] {
 }
 
 fn decode_label(r: &mut Reader<'_>) -> Result<LabelSpan, DecodeError> {
+    // Fast path for the canonical encoding every sender uses: name (field 1) then value
+    // (field 2), each shorter than 128 bytes and so with a one-byte length.
+    let b = r.window();
+    if b.len() >= 4 && b[0] == 0x0a {
+        let name_len = b[1] as usize;
+        if name_len < 0x80 && name_len + 4 <= b.len() && b[2 + name_len] == 0x12 {
+            let value_len = b[3 + name_len] as usize;
+            if value_len < 0x80 && name_len + value_len + 4 == b.len() {
+                let base = r.pos();
+                return Ok(LabelSpan {
+                    name: Span::new(base + 2, base + 2 + name_len),
+                    value: Span::new(base + 4 + name_len, base + 4 + name_len + value_len),
+                });
+            }
+        }
+    }
     let mut label = LabelSpan::default();
     while !r.done() {
         let (field, wt) = r.key()?;

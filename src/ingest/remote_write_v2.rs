@@ -167,7 +167,7 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
     }
     batch.histograms += histograms;
     let labels = &batch.labels[label_start..];
-    let hash = hash_labels(
+    let (hash, hash_check) = hash_labels(
         labels.iter().map(|l| {
             (
                 &body[l.name.start as usize..(l.name.start + l.name.len) as usize],
@@ -180,6 +180,7 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
         labels: (label_start as u32, batch.labels.len() as u32),
         samples: (sample_start as u32, batch.samples.len() as u32),
         hash,
+        hash_check,
         metric_type,
         start_timestamp,
     });

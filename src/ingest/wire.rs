@@ -48,6 +48,12 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The unread bytes of this (sub-)message.
+    #[inline]
+    pub fn window(&self) -> &'a [u8] {
+        &self.buf[self.pos..self.end]
+    }
+
     #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         // Most keys and lengths fit in one byte.

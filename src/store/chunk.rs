@@ -6,18 +6,37 @@
 
 use super::bits::{BitReader, BitWriter};
 
-/// Samples per chunk before it is sealed. 120 at a 15 s interval is 30 minutes, so a 1 h ring
-/// spans 2–3 chunks and retention drops memory in 30-minute steps.
-pub const SAMPLES_PER_CHUNK: u16 = 120;
+/// Samples per chunk before it is sealed. 60 at a 15 s interval is 15 minutes, so a 1 h ring
+/// holds 4–5 chunks. Smaller chunks keep the (less compact, appendable) head small; larger ones
+/// spread the sealed chunks' fixed overhead (≈ 40 bytes each) thinner.
+pub const SAMPLES_PER_CHUNK: u16 = 60;
 
-/// A sealed chunk: immutable, shrunk to its size.
+/// Bytes reserved for a new head chunk: 16 for the first sample plus ~2.5 bits per sample for a
+/// regular gauge. Noisier series grow it (amortized doubling); sealing shrinks it to fit.
+const HEAD_CAPACITY: usize = 64;
+
+/// A sealed chunk: immutable, shrunk to its size, in whichever encoding is smaller.
 #[derive(Debug, Clone)]
 pub struct SealedChunk {
     pub bytes: Box<[u8]>,
     pub bit_len: u32,
     pub count: u16,
-    pub first_ts: i64,
+    /// Bit-packed decimal deltas ([`super::packed`]) rather than Gorilla XOR.
+    pub packed: bool,
     pub last_ts: i64,
+}
+
+/// Reused while sealing (once per chunk, never per sample): decoded samples, deltas, output.
+struct SealScratch {
+    samples: Vec<(i64, f64)>,
+    deltas: Vec<i64>,
+    out: BitWriter,
+}
+
+thread_local! {
+    static SEAL_SCRATCH: std::cell::RefCell<SealScratch> = const {
+        std::cell::RefCell::new(SealScratch { samples: Vec::new(), deltas: Vec::new(), out: BitWriter { bytes: Vec::new(), used: 0 } })
+    };
 }
 
 /// The chunk being appended to, with the encoder state that only the head needs.
@@ -38,6 +57,12 @@ impl HeadChunk {
         self.count
     }
 
+    /// Reserves room for a chunk of about `bytes` before the first sample, so a new head does
+    /// not regrow sample by sample (the ring passes the size of the chunk it just sealed).
+    pub fn reserve(&mut self, bytes: usize) {
+        self.bits.bytes.reserve(bytes);
+    }
+
     pub fn first_ts(&self) -> i64 {
         self.first_ts
     }
@@ -50,6 +75,7 @@ impl HeadChunk {
         let bits = value.to_bits();
         match self.count {
             0 => {
+                self.bits.bytes.reserve(HEAD_CAPACITY);
                 self.bits.write_bits(ts as u64, 64);
                 self.bits.write_bits(bits, 64);
                 self.first_ts = ts;
@@ -93,15 +119,45 @@ impl HeadChunk {
         }
     }
 
+    /// Bytes the head's encoding uses (not its capacity).
+    pub fn encoded_len(&self) -> usize {
+        self.bits.bytes.len()
+    }
+
     pub fn seal(&mut self) -> SealedChunk {
         let head = std::mem::take(self);
-        let bit_len = head.bits.bit_len() as u32;
-        SealedChunk {
-            bytes: head.bits.bytes.into_boxed_slice(),
-            bit_len,
-            count: head.count,
-            first_ts: head.first_ts,
-            last_ts: head.prev_ts,
+        let gorilla_len = head.bits.bytes.len();
+        let packed = SEAL_SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let SealScratch {
+                samples,
+                deltas,
+                out,
+            } = &mut *guard;
+            samples.clear();
+            head.decode_into(samples);
+            let bits = super::packed::encode(samples, deltas, out)?;
+            // Copied out at its exact size: one allocation.
+            (out.bytes.len() < gorilla_len).then(|| (Box::<[u8]>::from(&out.bytes[..]), bits))
+        });
+        match packed {
+            Some((bytes, bits)) => SealedChunk {
+                bytes,
+                bit_len: bits as u32,
+                count: head.count,
+                packed: true,
+                last_ts: head.prev_ts,
+            },
+            _ => {
+                let bit_len = head.bits.bit_len() as u32;
+                SealedChunk {
+                    bytes: head.bits.bytes.into_boxed_slice(),
+                    bit_len,
+                    count: head.count,
+                    packed: false,
+                    last_ts: head.prev_ts,
+                }
+            }
         }
     }
 
@@ -144,7 +200,11 @@ fn sign_extend(v: u64, bits: u8) -> i64 {
 
 impl SealedChunk {
     pub fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
-        decode(&self.bytes, self.bit_len as usize, self.count, out);
+        if self.packed {
+            super::packed::decode(&self.bytes, self.bit_len as usize, self.count as usize, out);
+        } else {
+            decode(&self.bytes, self.bit_len as usize, self.count, out);
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {

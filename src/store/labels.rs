@@ -111,21 +111,6 @@ impl SeriesLabels {
         self.get("__name__").unwrap_or("")
     }
 
-    /// Whether these labels equal the pairs as sent (used to rule out hash collisions).
-    pub fn equals_pairs<'a>(&self, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
-        let mut pos = 0;
-        for (name, value) in pairs {
-            for part in [name, value] {
-                let end = pos + part.len();
-                if self.bytes.get(pos..end) != Some(part) || self.bytes.get(end) != Some(&0) {
-                    return false;
-                }
-                pos = end + 1;
-            }
-        }
-        pos == self.bytes.len()
-    }
-
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
     }
@@ -174,9 +159,6 @@ mod tests {
             l.iter().collect::<Vec<_>>(),
             vec![("__name__", "up"), ("job", "node")]
         );
-        assert!(l.equals_pairs(pairs(&[("__name__", "up"), ("job", "node")])));
-        assert!(!l.equals_pairs(pairs(&[("__name__", "up"), ("job", "nod")])));
-        assert!(!l.equals_pairs(pairs(&[("__name__", "up")])));
         assert_eq!(l.display(), "up{job=\"node\"}");
     }
 

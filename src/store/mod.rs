@@ -14,6 +14,7 @@ pub mod bits;
 pub mod chunk;
 pub mod labels;
 pub mod matcher;
+pub mod packed;
 pub mod ring;
 pub mod series;
 
@@ -290,12 +291,12 @@ impl Store {
             Some(&slot) => {
                 let same = shard.slots[slot as usize]
                     .as_ref()
-                    .is_some_and(|s| s.labels.equals_pairs(batch.label_pairs(entry)));
+                    .is_some_and(|s| s.hash_check == entry.hash_check);
                 if !same {
                     stats.refused_invalid_labels += samples.len() as u64;
-                    stats
-                        .first_refusal
-                        .get_or_insert_with(|| "label hash collision with another series".into());
+                    stats.first_refusal.get_or_insert_with(|| {
+                        "64-bit label hash collision with another series".into()
+                    });
                     return;
                 }
                 slot
@@ -457,6 +458,7 @@ impl Store {
         let detect = !self.options.only_catalog || class != NO_CLASS;
         let series = Series {
             hash: entry.hash,
+            hash_check: entry.hash_check,
             cumulative: self.is_cumulative(name, entry.metric_type),
             detector: DetectorState::new(&self.options.detect, self.catalog.seasonal(class)),
             labels,

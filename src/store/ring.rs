@@ -16,7 +16,24 @@ pub struct Ring {
 impl Ring {
     pub fn push(&mut self, ts: i64, value: f64, retention_ms: i64) {
         if self.head.count() >= SAMPLES_PER_CHUNK {
+            // The next head of the same series will be about as large as this one.
+            let head_len = self.head.encoded_len();
+            let span = self
+                .head
+                .last_ts()
+                .saturating_sub(self.head.first_ts())
+                .max(1);
             let sealed = self.head.seal();
+            self.head.reserve(head_len + head_len / 8);
+            if self.sealed.capacity() == 0 {
+                // Chunks this series needs to cover the retention, plus the oldest, kept until it is wholly past the retention;
+                // sized once so the deque does not double past it.
+                let needed = usize::try_from(retention_ms / span)
+                    .unwrap_or(8)
+                    .clamp(1, 64)
+                    + 1;
+                self.sealed.reserve_exact(needed);
+            }
             self.sealed.push_back(sealed);
         }
         self.head.push(ts, value);

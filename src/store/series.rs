@@ -10,6 +10,8 @@ use super::ring::Ring;
 #[derive(Debug, Clone)]
 pub struct Series {
     pub hash: u64,
+    /// High half of the 128-bit label-set hash; see [`crate::ingest::SeriesEntry::hash_check`].
+    pub hash_check: u64,
     pub labels: SeriesLabels,
     /// Catalog class (`catalog::NO_CLASS` when none matched).
     pub class: u16,
