@@ -203,35 +203,11 @@ async fn send_round(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
-                loop {
-                    let r = client
-                        .post(&url)
-                        .header("Content-Type", "application/x-protobuf")
-                        .header("Content-Encoding", "snappy")
-                        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status().is_success() => break,
-                        Ok(r) if r.status().as_u16() == 429 => {
-                            tokio::time::sleep(Duration::from_millis(20)).await
-                        }
-                        Ok(r) => {
-                            eprintln!(
-                                "write refused: {} {}",
-                                r.status(),
-                                r.text().await.unwrap_or_default()
-                            );
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        Err(e) => {
-                            eprintln!("write failed: {e}");
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                    }
+                if let Err(e) =
+                    sre_agent::sim::sender::post_remote_write(&client, &url, body.clone()).await
+                {
+                    eprintln!("write failed: {e}");
+                    failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));

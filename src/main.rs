@@ -99,8 +99,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // Errors are for people: the message and its causes on one line, no backtrace.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
@@ -121,6 +131,9 @@ fn main() -> Result<()> {
             if let Some(d) = data_dir {
                 config.app.data_dir = d.display().to_string();
             }
+            // Later stages keep snapshots and the audit log here: fail now, not then.
+            std::fs::create_dir_all(&config.app.data_dir)
+                .with_context(|| format!("cannot create data directory {}", config.app.data_dir))?;
             init_logging(&config, cli.log_json);
             let listen = listen.unwrap_or_else(|| config.listen_addr());
             runtime()?.block_on(async move {

@@ -28,10 +28,10 @@ pub const DEFAULT_CATALOG: &str = include_str!("../../config/metrics.yaml");
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {reason}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
@@ -464,9 +464,9 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.into(),
-            source,
+            reason,
         })?;
         Self::parse(&text, &path.display().to_string(), |k| {
             std::env::var(k).ok()
@@ -670,9 +670,9 @@ impl Config {
             )
         } else {
             let path = PathBuf::from(&self.catalog_file);
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(&path).map_err(|reason| ConfigError::Read {
                 path: path.clone(),
-                source,
+                reason,
             })?;
             (text, self.catalog_file.clone())
         };

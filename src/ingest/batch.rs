@@ -147,6 +147,44 @@ impl Batch {
     pub fn sample_count(&self) -> usize {
         self.samples.len()
     }
+
+    /// Closes the series whose labels and samples were pushed since `label_start` and
+    /// `sample_start`: hashes its label set (spans into `body`) and records it.
+    pub(crate) fn finish_series(
+        &mut self,
+        body: &[u8],
+        label_start: usize,
+        sample_start: usize,
+        metric_type: MetricType,
+        start_timestamp: i64,
+    ) {
+        let span = |s: Span| &body[s.start as usize..(s.start + s.len) as usize];
+        let labels = &self.labels[label_start..];
+        let (hash, hash_check) = hash_labels(
+            labels.iter().map(|l| (span(l.name), span(l.value))),
+            &mut self.hash_scratch,
+        );
+        self.series.push(SeriesEntry {
+            labels: (label_start as u32, self.labels.len() as u32),
+            samples: (sample_start as u32, self.samples.len() as u32),
+            hash,
+            hash_check,
+            metric_type,
+            start_timestamp,
+        });
+    }
+
+    /// Runs a decoder over `self.body` while it fills the other vectors (the body is moved out
+    /// for the duration so the spans can borrow it).
+    pub(crate) fn decode_with(
+        &mut self,
+        decode: fn(&[u8], &mut Batch) -> Result<(), super::DecodeError>,
+    ) -> Result<(), super::DecodeError> {
+        let body = std::mem::take(&mut self.body);
+        let result = decode(&body, self);
+        self.body = body;
+        result
+    }
 }
 
 /// Hash of a label set: the identity of a series, as (low, high) 64-bit halves of xxh3-128.

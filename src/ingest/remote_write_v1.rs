@@ -1,14 +1,11 @@
 //! Remote write 1.0: `prometheus.WriteRequest` (see `proto/remote_write_v1.proto`).
 
-use super::batch::{LabelSpan, MetadataEntry, MetricType, SeriesEntry, Span, hash_labels};
+use super::batch::{LabelSpan, MetadataEntry, MetricType, Span};
 use super::wire::{Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT};
 use super::{Batch, DecodeError, MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
 
 pub fn decode(batch: &mut Batch) -> Result<(), DecodeError> {
-    let body = std::mem::take(&mut batch.body);
-    let result = decode_body(&body, batch);
-    batch.body = body;
-    result
+    batch.decode_with(decode_body)
 }
 
 fn decode_body(body: &[u8], batch: &mut Batch) -> Result<(), DecodeError> {
@@ -71,26 +68,8 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
             _ => r.skip(wt)?,
         }
     }
-    let labels = &batch.labels[label_start..];
-    let (hash, hash_check) = hash_labels(
-        labels
-            .iter()
-            .map(|l| (slice(body, l.name), slice(body, l.value))),
-        &mut batch.hash_scratch,
-    );
-    batch.series.push(SeriesEntry {
-        labels: (label_start as u32, batch.labels.len() as u32),
-        samples: (sample_start as u32, batch.samples.len() as u32),
-        hash,
-        hash_check,
-        metric_type: MetricType::Unknown,
-        start_timestamp: 0,
-    });
+    batch.finish_series(body, label_start, sample_start, MetricType::Unknown, 0);
     Ok(())
-}
-
-fn slice(body: &[u8], span: Span) -> &[u8] {
-    &body[span.start as usize..(span.start + span.len) as usize]
 }
 
 fn decode_label(r: &mut Reader<'_>) -> Result<LabelSpan, DecodeError> {

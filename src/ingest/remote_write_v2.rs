@@ -4,15 +4,12 @@
 //! spans of the body, so a v2 series hashes to the same id as the same series sent over v1.
 //! Native histograms are counted and skipped (see README).
 
-use super::batch::{LabelSpan, MetricType, SeriesEntry, Span, hash_labels};
+use super::batch::{LabelSpan, MetricType, Span};
 use super::wire::{Reader, WIRE_LEN, WIRE_VARINT};
 use super::{Batch, DecodeError, MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
 
 pub fn decode(batch: &mut Batch) -> Result<(), DecodeError> {
-    let body = std::mem::take(&mut batch.body);
-    let result = decode_body(&body, batch);
-    batch.body = body;
-    result
+    batch.decode_with(decode_body)
 }
 
 fn decode_body(body: &[u8], batch: &mut Batch) -> Result<(), DecodeError> {
@@ -166,24 +163,13 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
         return Err(DecodeError::SamplesAndHistograms { series: index });
     }
     batch.histograms += histograms;
-    let labels = &batch.labels[label_start..];
-    let (hash, hash_check) = hash_labels(
-        labels.iter().map(|l| {
-            (
-                &body[l.name.start as usize..(l.name.start + l.name.len) as usize],
-                &body[l.value.start as usize..(l.value.start + l.value.len) as usize],
-            )
-        }),
-        &mut batch.hash_scratch,
-    );
-    batch.series.push(SeriesEntry {
-        labels: (label_start as u32, batch.labels.len() as u32),
-        samples: (sample_start as u32, batch.samples.len() as u32),
-        hash,
-        hash_check,
+    batch.finish_series(
+        body,
+        label_start,
+        sample_start,
         metric_type,
         start_timestamp,
-    });
+    );
     Ok(())
 }
 

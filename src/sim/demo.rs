@@ -265,33 +265,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         samples += batch.len() as u64;
         encode_v1(&batch, &mut raw);
         let body = compress(&raw).map_err(|e| DemoError::Client(e.to_string()))?;
-        let mut attempt = 0;
-        loop {
-            let resp = client
-                .post(&url)
-                .header("Content-Type", "application/x-protobuf")
-                .header("Content-Encoding", "snappy")
-                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                .body(body.clone())
-                .send()
-                .await;
-            match resp {
-                Ok(r) if r.status().is_success() => break,
-                Ok(r) if r.status().as_u16() == 429 && attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Ok(r) => {
-                    errors += 1;
-                    tracing::warn!(status = %r.status(), "simulator write refused");
-                    break;
-                }
-                Err(e) => {
-                    errors += 1;
-                    tracing::warn!(error = %e, "simulator write failed");
-                    break;
-                }
-            }
+        if let Err(e) = super::sender::post_remote_write(&client, &url, body).await {
+            errors += 1;
+            tracing::warn!(error = %e, "simulator write failed");
         }
         scrapes += 1;
         step += 1;

@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod scenario;
+pub mod sender;
 
 use crate::ingest::encode::TimeSeries;
 pub use scenario::{Incident, IncidentKind, Scenario};
