@@ -10,8 +10,14 @@ pub const TOO_LARGE_PREFIX: &str = "decompressed body of";
 
 const MAX_EXPANSION: usize = 22;
 
+/// snap's messages start with "snappy: "; ours add that prefix once.
+fn snap_error(e: snap::Error) -> DecodeError {
+    let text = e.to_string();
+    DecodeError::Snappy(text.strip_prefix("snappy: ").unwrap_or(&text).to_string())
+}
+
 pub fn decompress_into(body: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
+    let len = snap::raw::decompress_len(body).map_err(snap_error)?;
     // A snappy copy element of at most 3 bytes produces at most 64, so no valid body expands
     // more than ~21×: a larger declared length is corrupt, not merely large.
     if len > body.len().saturating_mul(MAX_EXPANSION) + 64 {
@@ -29,7 +35,7 @@ pub fn decompress_into(body: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result
     out.resize(len, 0);
     let written = snap::raw::Decoder::new()
         .decompress(body, out)
-        .map_err(|e| DecodeError::Snappy(e.to_string()))?;
+        .map_err(snap_error)?;
     out.truncate(written);
     Ok(())
 }
