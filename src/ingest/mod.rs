@@ -9,6 +9,7 @@ pub mod batch;
 pub mod encode;
 pub mod remote_write_v1;
 pub mod remote_write_v2;
+pub mod replay;
 pub mod snappy;
 pub mod wire;
 
