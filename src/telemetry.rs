@@ -147,7 +147,7 @@ impl Telemetry {
         out: &mut String,
         series_active: usize,
         anomalies_active: &[(&str, usize)],
-        memory_bytes: Option<usize>,
+        memory_bytes: usize,
     ) {
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(
@@ -213,12 +213,10 @@ impl Telemetry {
             out,
             "# HELP sre_agent_series_active Series in the store.\n# TYPE sre_agent_series_active gauge\nsre_agent_series_active {series_active}"
         );
-        if let Some(bytes) = memory_bytes {
-            let _ = writeln!(
-                out,
-                "# HELP sre_agent_series_memory_bytes Bytes held by all series (labels, rings, detector state).\n# TYPE sre_agent_series_memory_bytes gauge\nsre_agent_series_memory_bytes {bytes}"
-            );
-        }
+        let _ = writeln!(
+            out,
+            "# HELP sre_agent_series_memory_bytes Bytes held by all series (labels, rings, detector state).\n# TYPE sre_agent_series_memory_bytes gauge\nsre_agent_series_memory_bytes {memory_bytes}"
+        );
         let _ = writeln!(
             out,
             "# HELP sre_agent_anomalies_active Firing anomalies by severity.\n# TYPE sre_agent_anomalies_active gauge"

@@ -131,6 +131,7 @@ async fn a_spike_fires_an_anomaly_visible_in_api_metrics_and_webhook() {
         "sre_agent_samples_received_total",
         "sre_agent_samples_rejected_total",
         "sre_agent_series_active",
+        "sre_agent_series_memory_bytes",
         "sre_agent_write_request_duration_seconds_bucket",
         "sre_agent_detection_duration_seconds_bucket",
         "sre_agent_anomalies_active{severity=\"critical\"} 1",

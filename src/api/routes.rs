@@ -233,8 +233,12 @@ pub async fn series_one(
 pub async fn metrics(State(p): Shared) -> Response {
     let mut out = String::with_capacity(16 * 1024);
     let active = p.book.active_by_severity();
-    p.telemetry
-        .render(&mut out, p.store.series_count(), &active, None);
+    p.telemetry.render(
+        &mut out,
+        p.store.series_count(),
+        &active,
+        p.store.memory_bytes(),
+    );
     let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);
     crate::writeback::render(&mut out, &exported);
     (

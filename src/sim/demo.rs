@@ -123,9 +123,9 @@ struct Received {
     count: usize,
 }
 
-fn sim_clock(offset_ms: i64, base_ms: i64) -> String {
+/// Simulated time since the scenario began, as `+HH:MM:SS`.
+fn sim_clock(offset_ms: i64) -> String {
     let secs = (offset_ms / 1000).max(0);
-    let _ = base_ms;
     format!("+{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
@@ -169,7 +169,7 @@ async fn start_receiver(
                     let labels = &a["labels"];
                     println!(
                         "{} {:<18} {:<8} {:<22} {:<16} pod={:<28} {}",
-                        sim_clock(offset, base_ms),
+                        sim_clock(offset),
                         event,
                         a["severity"].as_str().unwrap_or(""),
                         a["metric"].as_str().unwrap_or(""),
