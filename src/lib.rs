@@ -5,6 +5,10 @@
 //! `notify` (webhooks, Alertmanager) and `writeback` (/metrics, remote write out); `api` serves
 //! HTTP and `sim` is the built-in exchange simulator. [`Pipeline`] wires them from a [`Config`].
 
+// Data from outside (requests, files, config) must never panic the process: the library may
+// not unwrap, expect or panic outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod api;
 pub mod config;
 pub mod detect;
