@@ -1,0 +1,131 @@
+//! A real vmagent (Debian `victoria-metrics` package) scrapes itself and remote-writes to the
+//! agent with basic auth: every request accepted, no retries or drops, and both sides count the
+//! same samples. Skips when vmagent is not installed, unless `SRE_AGENT_REQUIRE_REAL=1`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+async fn vm_metric(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut total = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (key, value) = line.rsplit_once(' ')?;
+        if key == name || key.starts_with(&format!("{name}{{")) {
+            *total.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
+    sre_agent::notify::http::install_crypto_provider();
+    let Some(vmagent) = real_binary(&["vmagent"]) else {
+        return;
+    };
+    let mut config = test_config();
+    config.ingest.auth.username = "vmagent".into();
+    config.ingest.auth.password = sre_agent::config::Secret::new("vm-pw");
+    let agent = Agent::start(config).await;
+
+    let dir = std::env::temp_dir().join(format!("sre-agent-vmagent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("scrape.yml"),
+        format!("scrape_configs:\n  - job_name: vmagent\n    scrape_interval: 1s\n    static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]\n  - job_name: sre-agent\n    scrape_interval: 1s\n    static_configs: [{{targets: [\"{}\"]}}]\n", agent.addr),
+    )
+    .unwrap();
+    let child = Command::new(vmagent)
+        .arg(format!(
+            "-promscrape.config={}",
+            dir.join("scrape.yml").display()
+        ))
+        .arg(format!(
+            "-remoteWrite.url=http://{}/api/v1/write",
+            agent.addr
+        ))
+        .arg("-remoteWrite.basicAuth.username=vmagent")
+        .arg("-remoteWrite.basicAuth.password=vm-pw")
+        .arg("-remoteWrite.flushInterval=1s")
+        .arg(format!(
+            "-remoteWrite.tmpDataPath={}",
+            dir.join("queue").display()
+        ))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("vmagent.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("start vmagent");
+    let _guard = ChildGuard(child);
+    let client = reqwest::Client::new();
+
+    let sent_enough = wait_until(Duration::from_secs(60), || async {
+        vm_metric(&client, port, "vmagent_remotewrite_block_size_rows_sum")
+            .await
+            .unwrap_or(0.0)
+            >= 5000.0
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.join("vmagent.log")).unwrap_or_default();
+    assert!(
+        sent_enough,
+        "vmagent did not send 5000 samples; its log:\n{log}"
+    );
+
+    let mut matched = None;
+    for _ in 0..200 {
+        let ours_before = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-1.0);
+        let theirs = vm_metric(&client, port, "vmagent_remotewrite_block_size_rows_sum")
+            .await
+            .unwrap_or(-2.0);
+        let ours_after = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-3.0);
+        if ours_before == theirs && theirs == ours_after {
+            matched = Some(theirs);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retries = vm_metric(&client, port, "vmagent_remotewrite_retries_count_total")
+        .await
+        .unwrap_or(0.0);
+    let dropped = vm_metric(&client, port, "vmagent_remotewrite_packets_dropped_total")
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(
+        (retries, dropped),
+        (0.0, 0.0),
+        "vmagent retried or dropped; its log:\n{log}"
+    );
+    let matched = matched.expect("sample counts never matched at a quiet instant");
+    eprintln!("vmagent sent and the agent received {matched} samples; 0 retried, 0 dropped");
+    let m = agent.metrics_text().await;
+    assert!(
+        m.lines()
+            .filter(|l| l.starts_with("sre_agent_write_requests_total{"))
+            .all(|l| l.contains("code=\"204\"")),
+        "{m}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
