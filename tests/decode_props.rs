@@ -87,13 +87,14 @@ mod v2 {
 
 type Series = (Vec<(String, String)>, Vec<(i64, u64)>);
 
-fn series_strategy() -> impl Strategy<Value = Vec<Series>> {
+/// Series with `min_samples..5` samples each (RW 2.0 requires at least one per series).
+fn series_with(min_samples: usize) -> impl Strategy<Value = Vec<Series>> {
     let label = ("[a-z_][a-z0-9_]{0,12}", "\\PC{0,16}");
     let sample = (any::<i64>(), any::<u64>());
     proptest::collection::vec(
         (
             proptest::collection::btree_map(label.0, label.1, 0..6),
-            proptest::collection::vec(sample, 0..5),
+            proptest::collection::vec(sample, min_samples..5),
         )
             .prop_map(|(labels, samples)| (labels.into_iter().collect::<Vec<_>>(), samples)),
         0..12,
@@ -128,7 +129,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn v1_decodes_what_prost_encodes(input in series_strategy()) {
+    fn v1_decodes_what_prost_encodes(input in series_with(0)) {
         let req = v1::WriteRequest {
             timeseries: input.iter().map(|(labels, samples)| v1::TimeSeries {
                 labels: labels.iter().map(|(n, v)| v1::Label { name: n.clone(), value: v.clone() }).collect(),
@@ -143,7 +144,7 @@ proptest! {
     }
 
     #[test]
-    fn v2_decodes_what_prost_encodes(input in series_strategy()) {
+    fn v2_decodes_what_prost_encodes(input in series_with(1)) {
         let mut symbols = vec![String::new()];
         let mut index = std::collections::HashMap::new();
         let mut sym = |s: &str, symbols: &mut Vec<String>| -> u32 {
@@ -162,7 +163,7 @@ proptest! {
     }
 
     #[test]
-    fn v1_and_v2_agree_on_series_identity(input in series_strategy()) {
+    fn v1_and_v2_agree_on_series_identity(input in series_with(1)) {
         let series: Vec<sre_agent::ingest::encode::TimeSeries> = input.iter().map(|(l, s)| sre_agent::ingest::encode::TimeSeries {
             labels: l.clone(), samples: s.iter().map(|&(t, v)| (t, f64::from_bits(v))).collect(),
         }).collect();
@@ -174,6 +175,23 @@ proptest! {
         let ha: Vec<u64> = a.series.iter().map(|s| s.hash).collect();
         let hb: Vec<u64> = b.series.iter().map(|s| s.hash).collect();
         prop_assert_eq!(ha, hb);
+    }
+
+    #[test]
+    fn v2_series_without_samples_is_rejected(mut input in series_with(1), victim in any::<prop::sample::Index>()) {
+        let i = victim.index(input.len().max(1));
+        if let Some(s) = input.get_mut(i) { s.1.clear(); }
+        let series: Vec<sre_agent::ingest::encode::TimeSeries> = input.iter().map(|(l, s)| sre_agent::ingest::encode::TimeSeries {
+            labels: l.clone(), samples: s.iter().map(|&(t, v)| (t, f64::from_bits(v))).collect(),
+        }).collect();
+        let mut batch = Batch::default();
+        sre_agent::ingest::encode::encode_v2(&series, &mut batch.body);
+        let result = decode_decompressed(Protocol::V2, &mut batch);
+        if input.is_empty() {
+            prop_assert!(result.is_ok());
+        } else {
+            prop_assert_eq!(result, Err(sre_agent::ingest::DecodeError::EmptySeries { series: i }));
+        }
     }
 
     #[test]
@@ -189,7 +207,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_valid_requests_never_panic(input in series_strategy(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), v2 in any::<bool>()) {
+    fn mutated_valid_requests_never_panic(input in series_with(0), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), v2 in any::<bool>()) {
         let series: Vec<sre_agent::ingest::encode::TimeSeries> = input.iter().map(|(l, s)| sre_agent::ingest::encode::TimeSeries {
             labels: l.clone(), samples: s.iter().map(|&(t, v)| (t, f64::from_bits(v))).collect(),
         }).collect();

@@ -370,3 +370,115 @@ fn raw_http_without_content_type_is_415() {
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 415"), "{out}");
 }
+
+/// Hand-encoded RW 2.0 bodies for cases the encoder does not produce.
+mod v2_raw {
+    /// symbols ["", "__name__", "h"]; one series {__name__="h"} whose body is `series`.
+    pub fn request(series: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x22, 0x00, 0x22, 0x08];
+        out.extend_from_slice(b"__name__");
+        out.extend_from_slice(&[0x22, 0x01, b'h', 0x2a, series.len() as u8]);
+        out.extend_from_slice(series);
+        out
+    }
+    pub const LABELS: [u8; 4] = [0x0a, 0x02, 0x01, 0x02];
+    pub const EMPTY_HISTOGRAM: [u8; 2] = [0x1a, 0x00];
+    pub fn sample(ts: u8, value: f64) -> Vec<u8> {
+        let mut s = vec![0x12, 0x0b, 0x09];
+        s.extend_from_slice(&value.to_bits().to_le_bytes());
+        s.extend_from_slice(&[0x10, ts]);
+        s
+    }
+}
+
+#[tokio::test]
+async fn v2_series_with_samples_and_histograms_is_400_with_headers() {
+    let agent = Agent::start(test_config()).await;
+    let mut series = v2_raw::LABELS.to_vec();
+    series.extend(v2_raw::sample(5, 1.0));
+    series.extend(v2_raw::EMPTY_HISTOGRAM);
+    let r = agent
+        .post_write(compress(&v2_raw::request(&series)).unwrap(), V2)
+        .await;
+    assert_eq!(
+        r.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "0"
+    );
+    let (code, msg) = error_of(r).await;
+    assert_eq!(code, 400);
+    assert!(msg.contains("both samples and histograms"), "{msg}");
+}
+
+#[tokio::test]
+async fn v2_series_with_neither_samples_nor_histograms_is_400() {
+    let agent = Agent::start(test_config()).await;
+    let (code, msg) = error_of(
+        agent
+            .post_write(compress(&v2_raw::request(&v2_raw::LABELS)).unwrap(), V2)
+            .await,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(msg.contains("neither samples nor histograms"), "{msg}");
+}
+
+#[tokio::test]
+async fn v2_native_histograms_are_counted_and_reported_as_not_written() {
+    let agent = Agent::start(test_config()).await;
+    let mut series = v2_raw::LABELS.to_vec();
+    series.extend(v2_raw::EMPTY_HISTOGRAM);
+    let r = agent
+        .post_write(compress(&v2_raw::request(&series)).unwrap(), V2)
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["X-Prometheus-Remote-Write-Histograms-Written"],
+        "0"
+    );
+    assert_eq!(
+        r.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "0"
+    );
+    let m = agent.metrics_text().await;
+    assert_eq!(
+        metric_value(&m, "sre_agent_histograms_received_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "sre_agent_samples_rejected_total{reason=\"native_histogram_unsupported\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn v2_staleness_marker_marks_the_series_stale() {
+    let agent = Agent::start(test_config()).await;
+    let stale = f64::from_bits(sre_agent::store::STALE_NAN_BITS);
+    let r = agent
+        .write_v2(&[series("s", &[(1000, 1.0), (2000, stale)])])
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "2"
+    );
+    let s = agent.get_json("/api/v1/series?match=s").await;
+    assert_eq!(s["series"][0]["stale"], true);
+}
+
+#[tokio::test]
+async fn v2_series_without_labels_is_refused_with_a_reason() {
+    let agent = Agent::start(test_config()).await;
+    let r = agent
+        .post_write(
+            compress(&v2_raw::request(&v2_raw::sample(5, 1.0))).unwrap(),
+            V2,
+        )
+        .await;
+    let (code, msg) = error_of(r).await;
+    assert_eq!(code, 400);
+    assert!(msg.contains("no labels"), "{msg}");
+}

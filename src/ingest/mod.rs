@@ -63,6 +63,8 @@ pub enum DecodeError {
     OddLabelRefs { len: usize, series: usize },
     #[error("remote write 2.0: series {series} has both samples and histograms")]
     SamplesAndHistograms { series: usize },
+    #[error("remote write 2.0: series {series} has neither samples nor histograms")]
+    EmptySeries { series: usize },
 }
 
 /// Hard caps that keep a hostile body from making a batch allocate without bound. They are far

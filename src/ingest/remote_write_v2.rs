@@ -159,8 +159,12 @@ fn decode_series(r: &mut Reader<'_>, body: &[u8], batch: &mut Batch) -> Result<(
             series: index,
         });
     }
-    if histograms > 0 && batch.samples.len() > sample_start {
+    let samples = batch.samples.len() - sample_start;
+    if histograms > 0 && samples > 0 {
         return Err(DecodeError::SamplesAndHistograms { series: index });
+    }
+    if histograms == 0 && samples == 0 {
+        return Err(DecodeError::EmptySeries { series: index });
     }
     batch.histograms += histograms;
     batch.finish_series(
