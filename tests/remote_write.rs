@@ -482,3 +482,32 @@ async fn v2_series_without_labels_is_refused_with_a_reason() {
     assert_eq!(code, 400);
     assert!(msg.contains("no labels"), "{msg}");
 }
+
+#[tokio::test]
+async fn a_stalled_upload_times_out_and_frees_its_slot() {
+    let mut config = test_config();
+    config.ingest.max_inflight_requests = 1;
+    config.ingest.body_read_timeout = Duration::from_millis(500);
+    let agent = Agent::start(config).await;
+    // Headers and part of the body, then silence; the connection stays open.
+    let mut stalled = std::net::TcpStream::connect(agent.addr).unwrap();
+    write!(stalled, "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nContent-Length: 100\r\n\r\n0123").unwrap();
+    stalled.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        agent.write_v1(&[series("up", &[(1, 1.0)])]).await.status(),
+        429
+    );
+    // After the deadline the stalled request is answered 408 and the slot is free again.
+    let freed = wait_until(Duration::from_secs(5), || async {
+        agent.write_v1(&[series("up", &[(2, 1.0)])]).await.status() == 204
+    })
+    .await;
+    assert!(freed);
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    stalled.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+}

@@ -13,6 +13,7 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     PayloadTooLarge(String),
+    RequestTimeout(String),
     UnsupportedMediaType(String),
     Overloaded { retry_after_seconds: u32 },
     Unavailable(String),
@@ -31,6 +32,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -42,6 +44,7 @@ impl ApiError {
             Self::BadRequest(m)
             | Self::NotFound(m)
             | Self::PayloadTooLarge(m)
+            | Self::RequestTimeout(m)
             | Self::UnsupportedMediaType(m)
             | Self::Unavailable(m) => m.clone(),
             Self::Unauthorized => "authentication required".into(),

@@ -153,25 +153,37 @@ async fn process(
             None,
         ));
     };
-    let bytes = axum::body::to_bytes(body, cfg.max_body_bytes)
-        .await
-        .map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("length limit") {
-                (
-                    ApiError::PayloadTooLarge(format!(
-                        "body exceeds the limit of {} bytes",
-                        cfg.max_body_bytes
-                    )),
-                    None,
-                )
-            } else {
-                (
-                    ApiError::BadRequest(format!("cannot read request body: {msg}")),
-                    None,
-                )
-            }
-        })?;
+    let read = tokio::time::timeout(
+        cfg.body_read_timeout,
+        axum::body::to_bytes(body, cfg.max_body_bytes),
+    )
+    .await;
+    let Ok(read) = read else {
+        return Err((
+            ApiError::RequestTimeout(format!(
+                "request body not received within {:?}",
+                cfg.body_read_timeout
+            )),
+            None,
+        ));
+    };
+    let bytes = read.map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("length limit") {
+            (
+                ApiError::PayloadTooLarge(format!(
+                    "body exceeds the limit of {} bytes",
+                    cfg.max_body_bytes
+                )),
+                None,
+            )
+        } else {
+            (
+                ApiError::BadRequest(format!("cannot read request body: {msg}")),
+                None,
+            )
+        }
+    })?;
 
     // Decode, apply and detect: synchronous, no awaits, pooled buffers.
     let mut batch = p.take_batch();

@@ -150,6 +150,10 @@ pub struct IngestConfig {
     /// Write requests processed at once; more get 429 so the sender backs off and retries.
     pub max_inflight_requests: usize,
     pub retry_after_seconds: u32,
+    /// A request body must arrive within this time, so a stalled client cannot hold an
+    /// in-flight slot forever (408 after it).
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
     pub auth: AuthConfig,
 }
 
@@ -160,6 +164,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 64 << 20,
             max_inflight_requests: 32,
             retry_after_seconds: 1,
+            body_read_timeout: Duration::from_secs(30),
             auth: AuthConfig::default(),
         }
     }
@@ -611,6 +616,11 @@ impl Config {
             i.max_inflight_requests >= 1,
             "ingest.max_inflight_requests",
             "must be at least 1",
+        );
+        check(
+            i.body_read_timeout >= Duration::from_millis(100),
+            "ingest.body_read_timeout",
+            "must be at least 100ms",
         );
         check(
             i.auth.username.is_empty() || !i.auth.password.is_empty(),
