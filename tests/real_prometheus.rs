@@ -9,26 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-async fn prom_metric(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
-    let text = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    // Sum over label sets (one remote_write endpoint here).
-    let mut total = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (key, value) = line.rsplit_once(' ')?;
-        if key == name || key.starts_with(&format!("{name}{{")) {
-            *total.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-        }
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_with_basic_auth_and_counts_match() {
     sre_agent::notify::http::install_crypto_provider();
@@ -81,7 +61,7 @@ remote_write:
 
     // Let it send for a while: several thousand samples and a few metadata requests.
     let sent_enough = wait_until(Duration::from_secs(60), || async {
-        prom_metric(&client, port, "prometheus_remote_storage_samples_total")
+        scrape_sum(&client, port, "prometheus_remote_storage_samples_total")
             .await
             .unwrap_or(0.0)
             >= 5000.0
@@ -100,42 +80,28 @@ remote_write:
     );
 
     // Counts are compared at a quiet instant: ours, theirs, ours again, all equal.
-    let mut matched = None;
-    for _ in 0..200 {
-        let ours_before = metric_value(
-            &agent.metrics_text().await,
-            "sre_agent_samples_received_total",
-        )
-        .unwrap_or(-1.0);
-        let theirs = prom_metric(&client, port, "prometheus_remote_storage_samples_total")
-            .await
-            .unwrap_or(-2.0);
-        let ours_after = metric_value(
-            &agent.metrics_text().await,
-            "sre_agent_samples_received_total",
-        )
-        .unwrap_or(-3.0);
-        if ours_before == theirs && theirs == ours_after {
-            matched = Some(theirs);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let failed = prom_metric(
+    let matched = counts_match(
+        &agent,
+        &client,
+        port,
+        "prometheus_remote_storage_samples_total",
+    )
+    .await;
+    let failed = scrape_sum(
         &client,
         port,
         "prometheus_remote_storage_samples_failed_total",
     )
     .await
     .unwrap_or(0.0);
-    let retried = prom_metric(
+    let retried = scrape_sum(
         &client,
         port,
         "prometheus_remote_storage_samples_retried_total",
     )
     .await
     .unwrap_or(0.0);
-    let dropped = prom_metric(
+    let dropped = scrape_sum(
         &client,
         port,
         "prometheus_remote_storage_samples_dropped_total",

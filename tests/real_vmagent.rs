@@ -9,25 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-async fn vm_metric(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
-    let text = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let mut total = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (key, value) = line.rsplit_once(' ')?;
-        if key == name || key.starts_with(&format!("{name}{{")) {
-            *total.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-        }
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
     sre_agent::notify::http::install_crypto_provider();
@@ -74,7 +55,7 @@ async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
     let client = reqwest::Client::new();
 
     let sent_enough = wait_until(Duration::from_secs(60), || async {
-        vm_metric(&client, port, "vmagent_remotewrite_block_size_rows_sum")
+        scrape_sum(&client, port, "vmagent_remotewrite_block_size_rows_sum")
             .await
             .unwrap_or(0.0)
             >= 5000.0
@@ -86,31 +67,17 @@ async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
         "vmagent did not send 5000 samples; its log:\n{log}"
     );
 
-    let mut matched = None;
-    for _ in 0..200 {
-        let ours_before = metric_value(
-            &agent.metrics_text().await,
-            "sre_agent_samples_received_total",
-        )
-        .unwrap_or(-1.0);
-        let theirs = vm_metric(&client, port, "vmagent_remotewrite_block_size_rows_sum")
-            .await
-            .unwrap_or(-2.0);
-        let ours_after = metric_value(
-            &agent.metrics_text().await,
-            "sre_agent_samples_received_total",
-        )
-        .unwrap_or(-3.0);
-        if ours_before == theirs && theirs == ours_after {
-            matched = Some(theirs);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let retries = vm_metric(&client, port, "vmagent_remotewrite_retries_count_total")
+    let matched = counts_match(
+        &agent,
+        &client,
+        port,
+        "vmagent_remotewrite_block_size_rows_sum",
+    )
+    .await;
+    let retries = scrape_sum(&client, port, "vmagent_remotewrite_retries_count_total")
         .await
         .unwrap_or(0.0);
-    let dropped = vm_metric(&client, port, "vmagent_remotewrite_packets_dropped_total")
+    let dropped = scrape_sum(&client, port, "vmagent_remotewrite_packets_dropped_total")
         .await
         .unwrap_or(0.0);
     assert_eq!(

@@ -206,3 +206,54 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Sum of a metric over its label sets, from a program's `/metrics` on 127.0.0.1:`port`.
+pub async fn scrape_sum(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut total = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (key, value) = line.rsplit_once(' ')?;
+        if key == name || key.starts_with(&format!("{name}{{")) {
+            *total.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    total
+}
+
+/// Compares the samples a sender reports sent (`sent_metric` on its /metrics) with what the
+/// agent received, at a quiet instant: ours, theirs, ours again, all equal. Returns the count,
+/// or `None` if they never matched.
+pub async fn counts_match(
+    agent: &Agent,
+    client: &reqwest::Client,
+    sender_port: u16,
+    sent_metric: &str,
+) -> Option<f64> {
+    for _ in 0..200 {
+        let ours_before = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-1.0);
+        let theirs = scrape_sum(client, sender_port, sent_metric)
+            .await
+            .unwrap_or(-2.0);
+        let ours_after = metric_value(
+            &agent.metrics_text().await,
+            "sre_agent_samples_received_total",
+        )
+        .unwrap_or(-3.0);
+        if ours_before == theirs && theirs == ours_after {
+            return Some(theirs);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
