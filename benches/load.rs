@@ -170,6 +170,16 @@ fn start_vm(dir: &std::path::Path) -> Option<Server> {
     })
 }
 
+/// The sink's `/api/v1/status` (series, samples detected, memory held by series).
+async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    let response = client
+        .get(format!("{base}/api/v1/status"))
+        .send()
+        .await
+        .expect("status request");
+    response.json().await.expect("status JSON")
+}
+
 fn encode_round(series: usize, round: usize, base_ms: i64) -> Vec<Vec<u8>> {
     let mut raw = Vec::new();
     workload::round_requests(series, PER_REQUEST, round, base_ms)
@@ -291,14 +301,7 @@ fn main() {
                 let bodies = Arc::new(encode_round(o.series, r, base));
                 send_round(&client, &sink.write_url, bodies, o.concurrency).await;
             }
-            let status: serde_json::Value = client
-                .get(format!("{}/api/v1/status", sink.base))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let status = status(&client, &sink.base).await;
             let series = status["series_active"].as_u64().unwrap_or(0).max(1);
             let accounted = status["series_memory_bytes"].as_u64().unwrap_or(0);
             let rss = rss_bytes(sink.child.id());
@@ -348,16 +351,7 @@ fn main() {
             &o,
             &format!("{}/ready", sink.base),
         ));
-        let status: serde_json::Value = rt.block_on(async {
-            client
-                .get(format!("{}/api/v1/status", sink.base))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let status = rt.block_on(status(&client, &sink.base));
         eprintln!(
             "sink: {} series, {} samples detected",
             status["series_active"], status["samples_detected"]

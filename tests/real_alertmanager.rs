@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,8 +36,7 @@ async fn alertmanager_receives_firing_then_resolved() {
     let hook_addr = hook.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
 
-    let dir = std::env::temp_dir().join(format!("sre-agent-am-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("am");
     let port = free_port();
     std::fs::write(
         dir.join("am.yml"),
@@ -47,18 +45,16 @@ async fn alertmanager_receives_firing_then_resolved() {
         ),
     )
     .unwrap();
-    let child = Command::new(am)
-        .arg(format!("--config.file={}", dir.join("am.yml").display()))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("am.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("start alertmanager");
-    let _guard = ChildGuard(child);
+    let program = Spawned::start(
+        &am,
+        &[
+            format!("--config.file={}", dir.join("am.yml").display()),
+            format!("--storage.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=".to_string(),
+        ],
+        dir.join("am.log"),
+    );
     let client = reqwest::Client::new();
     let up = wait_until(Duration::from_secs(20), || async {
         client
@@ -68,11 +64,7 @@ async fn alertmanager_receives_firing_then_resolved() {
             .is_ok_and(|r| r.status().is_success())
     })
     .await;
-    assert!(
-        up,
-        "alertmanager did not start: {}",
-        std::fs::read_to_string(dir.join("am.log")).unwrap_or_default()
-    );
+    assert!(up, "alertmanager did not start: {}", program.log_text());
 
     let mut config = test_config();
     config.notification.alertmanager.url = format!("http://127.0.0.1:{port}");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -15,13 +14,9 @@ async fn prometheus_remote_writes_with_basic_auth_and_counts_match() {
     let Some(prometheus) = real_binary(&["prometheus"]) else {
         return;
     };
-    let mut config = test_config();
-    config.ingest.auth.username = "prometheus".into();
-    config.ingest.auth.password = sre_agent::config::Secret::new("remote-write-pw");
-    let agent = Agent::start(config).await;
+    let agent = Agent::start(basic_auth_config("prometheus", "remote-write-pw")).await;
 
-    let dir = std::env::temp_dir().join(format!("sre-agent-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("prom");
     let port = free_port();
     let yml = format!(
         r#"global:
@@ -40,23 +35,15 @@ remote_write:
         agent = agent.addr
     );
     std::fs::write(dir.join("prometheus.yml"), yml).unwrap();
-    let child = Command::new(prometheus)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("prometheus.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("start prometheus");
-    let _guard = ChildGuard(child);
+    let program = Spawned::start(
+        &prometheus,
+        &[
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.join("prometheus.log"),
+    );
     let client = reqwest::Client::new();
 
     // Let it send for a while: several thousand samples and a few metadata requests.
@@ -73,7 +60,7 @@ remote_write:
                 > 0
     })
     .await;
-    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    let log = program.log_text();
     assert!(
         sent_enough,
         "Prometheus did not send 5000 samples; its log:\n{log}"

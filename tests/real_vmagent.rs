@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -15,43 +14,28 @@ async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
     let Some(vmagent) = real_binary(&["vmagent"]) else {
         return;
     };
-    let mut config = test_config();
-    config.ingest.auth.username = "vmagent".into();
-    config.ingest.auth.password = sre_agent::config::Secret::new("vm-pw");
-    let agent = Agent::start(config).await;
+    let agent = Agent::start(basic_auth_config("vmagent", "vm-pw")).await;
 
-    let dir = std::env::temp_dir().join(format!("sre-agent-vmagent-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("vmagent");
     let port = free_port();
     std::fs::write(
         dir.join("scrape.yml"),
         format!("scrape_configs:\n  - job_name: vmagent\n    scrape_interval: 1s\n    static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]\n  - job_name: sre-agent\n    scrape_interval: 1s\n    static_configs: [{{targets: [\"{}\"]}}]\n", agent.addr),
     )
     .unwrap();
-    let child = Command::new(vmagent)
-        .arg(format!(
-            "-promscrape.config={}",
-            dir.join("scrape.yml").display()
-        ))
-        .arg(format!(
-            "-remoteWrite.url=http://{}/api/v1/write",
-            agent.addr
-        ))
-        .arg("-remoteWrite.basicAuth.username=vmagent")
-        .arg("-remoteWrite.basicAuth.password=vm-pw")
-        .arg("-remoteWrite.flushInterval=1s")
-        .arg(format!(
-            "-remoteWrite.tmpDataPath={}",
-            dir.join("queue").display()
-        ))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("vmagent.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("start vmagent");
-    let _guard = ChildGuard(child);
+    let program = Spawned::start(
+        &vmagent,
+        &[
+            format!("-promscrape.config={}", dir.join("scrape.yml").display()),
+            format!("-remoteWrite.url=http://{}/api/v1/write", agent.addr),
+            "-remoteWrite.basicAuth.username=vmagent".to_string(),
+            "-remoteWrite.basicAuth.password=vm-pw".to_string(),
+            "-remoteWrite.flushInterval=1s".to_string(),
+            format!("-remoteWrite.tmpDataPath={}", dir.join("queue").display()),
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+        ],
+        dir.join("vmagent.log"),
+    );
     let client = reqwest::Client::new();
 
     let sent_enough = wait_until(Duration::from_secs(60), || async {
@@ -61,7 +45,7 @@ async fn vmagent_remote_writes_with_basic_auth_and_counts_match() {
             >= 5000.0
     })
     .await;
-    let log = std::fs::read_to_string(dir.join("vmagent.log")).unwrap_or_default();
+    let log = program.log_text();
     assert!(
         sent_enough,
         "vmagent did not send 5000 samples; its log:\n{log}"

@@ -257,3 +257,46 @@ pub async fn counts_match(
     }
     None
 }
+
+/// A real program started by a test: stderr goes to `log`, the process is killed on drop.
+pub struct Spawned {
+    _guard: ChildGuard,
+    pub log: std::path::PathBuf,
+}
+
+impl Spawned {
+    pub fn start(bin: &std::path::Path, args: &[String], log: std::path::PathBuf) -> Spawned {
+        let child = std::process::Command::new(bin)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(&log).expect("log file"),
+            ))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Spawned {
+            _guard: ChildGuard(child),
+            log,
+        }
+    }
+
+    /// What the program has logged so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The default test config with basic auth required on the write endpoint.
+pub fn basic_auth_config(username: &str, password: &str) -> Config {
+    let mut config = test_config();
+    config.ingest.auth.username = username.into();
+    config.ingest.auth.password = sre_agent::config::Secret::new(password);
+    config
+}
+
+/// A fresh per-process scratch directory for a test's program files.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sre-agent-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
