@@ -69,16 +69,7 @@ impl Pipeline {
     /// Builds the pipeline and starts its notifier workers; call inside a tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, BuildError> {
         let catalog = config.catalog()?;
-        let d = &config.anomaly_detection;
-        let options = StoreOptions {
-            shards: config.store.shards,
-            max_series: config.store.max_series,
-            retention: config.store.retention,
-            idle_timeout: config.store.series_idle_timeout,
-            detect: d.detect_params(),
-            lifecycle: d.lifecycle_params(),
-            only_catalog: d.only_catalog,
-        };
+        let options = StoreOptions::from_config(&config);
         let telemetry = Arc::new(Telemetry::default());
         let notifier = Notifier::start(&config.notification, telemetry.clone())?;
         Ok(Arc::new(Self {
@@ -113,6 +104,19 @@ impl Pipeline {
                 p.handle_events(events);
             }
         });
+        if let Some(dir) = self.snapshot_dir() {
+            let store = self.store.clone();
+            let every = self.config.store.snapshot_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let (store, dir) = (store.clone(), dir.clone());
+                    let _ = tokio::task::spawn_blocking(move || save_snapshot(&store, &dir)).await;
+                }
+            });
+        }
         if !self.config.writeback.url.is_empty() {
             let writer = writeback::remote::RemoteWriter::new(
                 &self.config.writeback,
@@ -123,6 +127,36 @@ impl Pipeline {
         }
         self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Where baselines are snapshotted, unless snapshots are off.
+    pub fn snapshot_dir(&self) -> Option<std::path::PathBuf> {
+        (!self.config.store.snapshot_interval.is_zero())
+            .then(|| std::path::PathBuf::from(&self.config.app.data_dir))
+    }
+
+    /// Restores the baselines snapshot, if snapshots are on and one exists. A damaged snapshot
+    /// is reported and skipped line by line; start-up goes on either way.
+    pub fn restore_snapshot(&self) {
+        let Some(dir) = self.snapshot_dir() else {
+            return;
+        };
+        match self.store.load_snapshot(&dir) {
+            Ok(Some(r)) if r.rejected > 0 => tracing::warn!(
+                created = r.created, rejected = r.rejected, first_errors = ?r.errors,
+                "baselines snapshot restored in part"
+            ),
+            Ok(Some(r)) => tracing::info!(series = r.created, "baselines snapshot restored"),
+            Ok(None) => tracing::info!(dir = %dir.display(), "no baselines snapshot yet"),
+            Err(e) => tracing::warn!(error = %e, "baselines snapshot not restored"),
+        }
+    }
+
+    /// Writes the baselines snapshot now (at shutdown); blocks.
+    pub fn save_snapshot_now(&self) {
+        if let Some(dir) = self.snapshot_dir() {
+            save_snapshot(&self.store, &dir);
+        }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -180,6 +214,18 @@ impl Pipeline {
             }
             self.notifier.publish(&e, anomaly, previous);
         }
+    }
+}
+
+fn save_snapshot(store: &Store, dir: &std::path::Path) {
+    let started = Instant::now();
+    match store.save_snapshot(dir) {
+        Ok(n) => tracing::debug!(
+            series = n,
+            ms = started.elapsed().as_millis() as u64,
+            "baselines snapshot written"
+        ),
+        Err(e) => tracing::warn!(error = %e, "baselines snapshot failed"),
     }
 }
 

@@ -151,6 +151,11 @@ fn run(cli: Cli) -> Result<()> {
                 report.anomalous_rows,
                 output.display()
             );
+            // Machine-readable for scripts/nab.sh, which scores at the threshold that runs live.
+            println!(
+                "alert_threshold {}",
+                config.anomaly_detection.alert_threshold
+            );
             Ok(())
         }
         Command::Serve {
@@ -170,10 +175,14 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(async move {
                 report_inactive_sections(&config);
                 let pipeline = Pipeline::new(config)?;
+                pipeline.restore_snapshot();
                 pipeline.start_background()?;
                 let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
-                sre_agent::serve(pipeline, listener, shutdown_signal()).await?;
+                sre_agent::serve(pipeline.clone(), listener, shutdown_signal()).await?;
+                let p = pipeline.clone();
+                tokio::task::spawn_blocking(move || p.save_snapshot_now()).await?;
+                tracing::info!("baselines saved; bye");
                 Ok(())
             })
         }

@@ -14,6 +14,9 @@ use axum::routing::{get, post};
 
 use crate::Pipeline;
 
+/// Baselines of a full store run to a few hundred MB of JSON lines.
+const IMPORT_BODY_LIMIT: usize = 1 << 30;
+
 pub fn router(p: Arc<Pipeline>) -> Router {
     // The write handler enforces its own (configured) body limit and answers 413 itself.
     let body_limit = p.config.ingest.max_body_bytes.saturating_add(1);
@@ -32,6 +35,11 @@ pub fn router(p: Arc<Pipeline>) -> Router {
             post(routes::acknowledge),
         )
         .route("/api/v1/baselines", get(routes::baselines))
+        .route("/api/v1/baselines/export", get(routes::baselines_export))
+        .route(
+            "/api/v1/baselines/import",
+            post(routes::baselines_import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
         .route("/api/v1/series", get(routes::series_list))
         .route("/api/v1/series/{id}", get(routes::series_one))
         .fallback(routes::fallback)

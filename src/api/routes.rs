@@ -185,6 +185,48 @@ pub async fn baselines(
     Ok(Json(json!({"count": list.len(), "baselines": list})))
 }
 
+/// Learned baselines as JSON lines (`application/x-ndjson`), one series per line; what
+/// `POST /api/v1/baselines/import` and the snapshot file take.
+pub async fn baselines_export(
+    State(p): Shared,
+    Query(q): Query<SeriesQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let m = matcher(&q)?;
+    let store = p.store.clone();
+    // Walks every shard: off the async workers.
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        store.export_baselines(&m, &mut out).map(|_| out)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("export task failed: {e}")))?
+    .map_err(|e| ApiError::Unavailable(format!("export failed: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Installs baselines from JSON lines (bearer token when `api.auth_token` is set). Answers with
+/// how many series were created and updated, and the first rejected lines with their reasons.
+pub async fn baselines_import(
+    State(p): Shared,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !api_allowed(&headers, &p.config.api.auth_token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let store = p.store.clone();
+    let report = tokio::task::spawn_blocking(move || store.import_baselines(&body[..]))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("import task failed: {e}")))?;
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        rejected = report.rejected,
+        "baselines imported"
+    );
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
 pub async fn series_list(
     State(p): Shared,
     Query(q): Query<SeriesQuery>,

@@ -20,6 +20,7 @@ pub use secret::Secret;
 
 use crate::detect::DetectParams;
 use crate::detect::lifecycle::LifecycleParams;
+use crate::detect::novelty::NoveltyParams;
 
 /// The default configuration, shipped in the binary.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/config.yaml");
@@ -197,6 +198,10 @@ pub struct StoreConfig {
     pub series_idle_timeout: Duration,
     /// Number of shards (a power of two); each is written by one request at a time.
     pub shards: usize,
+    /// How often learned baselines are snapshotted to the data directory (also on shutdown);
+    /// 0s turns snapshots (and the restore at start) off.
+    #[serde(with = "duration")]
+    pub snapshot_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -206,6 +211,7 @@ impl Default for StoreConfig {
             max_series: 500_000,
             series_idle_timeout: Duration::from_secs(15 * 60),
             shards: 64,
+            snapshot_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -228,6 +234,7 @@ pub struct DetectionConfig {
     /// Detect only series that match the catalog.
     pub only_catalog: bool,
     pub seasonality: SeasonalityConfig,
+    pub novelty: NoveltyConfig,
 }
 
 impl Default for DetectionConfig {
@@ -247,6 +254,7 @@ impl Default for DetectionConfig {
             resolve_ratio: l.resolve_ratio,
             only_catalog: false,
             seasonality: SeasonalityConfig::default(),
+            novelty: NoveltyConfig::default(),
         }
     }
 }
@@ -263,6 +271,14 @@ impl DetectionConfig {
             seasonal_period_ms: self.seasonality.period.as_millis() as i64,
             seasonal_bins: self.seasonality.bins,
             seasonal_enabled: self.seasonality.enabled,
+            novelty: NoveltyParams {
+                range_unit: self.novelty.range_unit,
+                density_unit: self.novelty.density_unit,
+                memory_ms: self.novelty.memory.as_millis() as f64,
+                context_learning_rate: self.novelty.context_learning_rate,
+                stuck_factor: self.novelty.stuck_factor,
+                stuck_min_samples: self.novelty.stuck_min_samples,
+            },
         }
     }
 
@@ -272,6 +288,37 @@ impl DetectionConfig {
             resolve_samples: self.resolve_samples,
             resolve_ratio: self.resolve_ratio,
             alert_threshold: self.alert_threshold,
+        }
+    }
+}
+
+/// How novelty against a series' own history is measured (see `detect::novelty`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoveltyConfig {
+    /// Excess beyond the covered range, as a fraction of it, that counts as one unit.
+    pub range_unit: f64,
+    /// Surprise (nats above the series' typical) that counts as one unit.
+    pub density_unit: f64,
+    /// Half-life of what a series remembers of its range and distribution.
+    #[serde(with = "duration")]
+    pub memory: Duration,
+    /// How far a time-of-day range moves towards a value outside it, per sample.
+    pub context_learning_rate: f64,
+    pub stuck_factor: f64,
+    pub stuck_min_samples: u32,
+}
+
+impl Default for NoveltyConfig {
+    fn default() -> Self {
+        let n = NoveltyParams::default();
+        Self {
+            range_unit: n.range_unit,
+            density_unit: n.density_unit,
+            memory: Duration::from_millis(n.memory_ms as u64),
+            context_learning_rate: n.context_learning_rate,
+            stuck_factor: n.stuck_factor,
+            stuck_min_samples: n.stuck_min_samples,
         }
     }
 }
@@ -579,6 +626,37 @@ impl Config {
             "anomaly_detection.seasonality.min_strength",
             "must be in [0, 1]",
         );
+        let n = &d.novelty;
+        check(
+            n.range_unit.is_finite() && n.range_unit > 0.0,
+            "anomaly_detection.novelty.range_unit",
+            "must be a positive number",
+        );
+        check(
+            n.density_unit.is_finite() && n.density_unit > 0.0,
+            "anomaly_detection.novelty.density_unit",
+            "must be a positive number",
+        );
+        check(
+            n.memory >= Duration::from_secs(60),
+            "anomaly_detection.novelty.memory",
+            "must be at least 1m",
+        );
+        check(
+            n.context_learning_rate > 0.0 && n.context_learning_rate <= 1.0,
+            "anomaly_detection.novelty.context_learning_rate",
+            "must be in (0, 1]",
+        );
+        check(
+            n.stuck_factor.is_finite() && n.stuck_factor >= 1.0,
+            "anomaly_detection.novelty.stuck_factor",
+            "must be at least 1",
+        );
+        check(
+            n.stuck_min_samples >= 2,
+            "anomaly_detection.novelty.stuck_min_samples",
+            "must be at least 2",
+        );
         let s = &self.store;
         check(
             s.shards.is_power_of_two() && s.shards <= 4096,
@@ -590,6 +668,11 @@ impl Config {
             s.retention >= Duration::from_secs(60),
             "store.retention",
             "must be at least 1m",
+        );
+        check(
+            s.snapshot_interval.is_zero() || s.snapshot_interval >= Duration::from_secs(10),
+            "store.snapshot_interval",
+            "must be 0s (off) or at least 10s",
         );
         check(
             s.series_idle_timeout >= Duration::from_secs(10),

@@ -1,8 +1,10 @@
 //! Anomaly lifecycle per series: normal → pending → firing → resolved, with hysteresis.
 //!
-//! A series must be anomalous for `pending_samples` consecutive samples to fire (critical fires
-//! at once), and must then stay below a lower threshold for `resolve_samples` samples to
-//! resolve, so a series hovering around the threshold does not flap.
+//! An anomaly starts with a surprise (a sample whose score reaches the alert threshold) and must
+//! be confirmed: the following samples stay surprising or off the expected band until
+//! `pending_samples` in a row (critical fires at once). It then lasts while the series stays off
+//! its band and resolves after `resolve_samples` calm samples in a row, so a series hovering
+//! around the band does not flap.
 
 use super::{Score, Severity};
 
@@ -21,7 +23,7 @@ impl Default for LifecycleParams {
             pending_samples: 2,
             resolve_samples: 4,
             resolve_ratio: 0.8,
-            alert_threshold: 0.5,
+            alert_threshold: super::DEFAULT_ALERT_THRESHOLD,
         }
     }
 }
@@ -54,14 +56,16 @@ pub struct Lifecycle {
 impl Lifecycle {
     pub fn observe(&mut self, ts: i64, score: &Score, p: &LifecycleParams) -> Option<Transition> {
         match self.phase {
-            Phase::Normal | Phase::Pending if score.anomalous => {
+            Phase::Normal | Phase::Pending
+                if score.anomalous || (self.phase == Phase::Pending && score.deviating) =>
+            {
                 if self.phase == Phase::Normal {
                     self.phase = Phase::Pending;
                     self.streak = 0;
                     self.started_ts = ts;
                     self.peak = Severity::Low;
                 }
-                self.streak += 1;
+                self.streak = self.streak.saturating_add(1);
                 self.peak = self.peak.max(score.severity());
                 if self.streak >= p.pending_samples || self.peak == Severity::Critical {
                     self.phase = Phase::Firing;
@@ -77,13 +81,19 @@ impl Lifecycle {
             }
             Phase::Normal => None,
             Phase::Firing => {
-                let calm = !score.anomalous && score.score < p.alert_threshold * p.resolve_ratio;
-                self.streak = if calm { self.streak + 1 } else { 0 };
+                let calm = !score.anomalous
+                    && !score.deviating
+                    && score.score < p.alert_threshold * p.resolve_ratio;
+                self.streak = if calm {
+                    self.streak.saturating_add(1)
+                } else {
+                    0
+                };
                 if self.streak >= p.resolve_samples {
                     return Some(self.resolve());
                 }
                 let severity = score.severity();
-                if score.anomalous && severity > self.peak {
+                if (score.anomalous || score.deviating) && severity > self.peak {
                     self.peak = severity;
                     return Some(Transition::Escalated(severity));
                 }
@@ -113,6 +123,7 @@ mod tests {
         Score {
             score: s,
             anomalous: s > 0.5,
+            deviating: sigma >= 3.0,
             sigma,
             ..Default::default()
         }
@@ -127,9 +138,9 @@ mod tests {
             l.observe(1, &score(0.6, 3.5), &p),
             Some(Transition::Fired(Severity::Medium))
         );
-        // Hovering just under the alert threshold does not resolve.
+        // No longer surprising but still off the band: stays open.
         for t in 2..20 {
-            assert_eq!(l.observe(t, &score(0.45, 2.0), &p), None);
+            assert_eq!(l.observe(t, &score(0.1, 3.2), &p), None);
         }
         assert_eq!(
             l.observe(20, &score(0.7, 4.5), &p),
@@ -143,6 +154,23 @@ mod tests {
             Some(Transition::Resolved)
         );
         assert_eq!(l.phase, Phase::Normal);
+    }
+
+    #[test]
+    fn a_surprise_confirmed_by_the_band_fires() {
+        let p = LifecycleParams::default();
+        let mut l = Lifecycle::default();
+        // Being off the band alone never starts an anomaly...
+        for t in 0..10 {
+            assert_eq!(l.observe(t, &score(0.2, 3.5), &p), None);
+        }
+        assert_eq!(l.phase, Phase::Normal);
+        // ...but it confirms one that a surprise started.
+        assert_eq!(l.observe(10, &score(0.8, 3.5), &p), None);
+        assert_eq!(
+            l.observe(11, &score(0.2, 3.5), &p),
+            Some(Transition::Fired(Severity::Medium))
+        );
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! Online detection: every sample updates a per-series baseline in constant time and memory and
 //! comes out with one normalized score.
 //!
-//! Three detectors vote: an EWMA z-score, a streaming median/MAD, and (for series whose seasonal
-//! profile has proven itself) a per-phase seasonal z-score. When the profile is active the first
-//! two score the deseasonalized residual, so a normal daily peak is not an anomaly. Nothing here
-//! allocates per sample, takes a lock or does I/O; the lifecycle that turns scores into firing
-//! and resolved anomalies lives in [`lifecycle`].
+//! The score is novelty against the series' own history ([`novelty`]): beyond the range it has
+//! covered, in a region it has rarely visited, frozen for longer than ever, or (with an active
+//! seasonal profile) outside what this time of day has seen. A z-score ensemble (EWMA, streaming
+//! median/MAD, and the per-phase seasonal z-score) draws the expected band around it and decides
+//! when a firing anomaly is over: an anomaly starts with a surprise and lasts while the series
+//! stays off its band. Nothing here allocates per sample, takes a lock or does I/O; the
+//! lifecycle that turns scores into firing and resolved anomalies lives in [`lifecycle`].
 
 pub mod book;
 pub mod event;
 pub mod ewma;
 pub mod lifecycle;
+pub mod novelty;
 pub mod rate;
 pub mod robust;
 pub mod seasonal;
@@ -18,6 +21,8 @@ pub mod seasonal;
 use serde::{Deserialize, Serialize};
 
 use ewma::Ewma;
+pub use novelty::Channel;
+use novelty::{NoveltyParams, NoveltyState};
 use robust::RobustStats;
 use seasonal::SeasonalProfile;
 
@@ -69,6 +74,10 @@ impl Severity {
     pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
 }
 
+/// The threshold the NAB scorer picks for the standard profile on the development split
+/// (`scripts/nab.sh`), so what is measured is what runs.
+pub const DEFAULT_ALERT_THRESHOLD: f64 = 0.73075;
+
 /// Detector parameters shared by all series (from `anomaly_detection` in the config).
 #[derive(Debug, Clone)]
 pub struct DetectParams {
@@ -81,6 +90,7 @@ pub struct DetectParams {
     pub seasonal_period_ms: i64,
     pub seasonal_bins: usize,
     pub seasonal_enabled: bool,
+    pub novelty: NoveltyParams,
 }
 
 impl Default for DetectParams {
@@ -91,10 +101,11 @@ impl Default for DetectParams {
             min_votes: 2,
             warmup_samples: 30,
             ewma_alpha: 0.02,
-            alert_threshold: 0.5,
+            alert_threshold: DEFAULT_ALERT_THRESHOLD,
             seasonal_period_ms: 86_400_000,
             seasonal_bins: 24,
             seasonal_enabled: true,
+            novelty: NoveltyParams::default(),
         }
     }
 }
@@ -112,7 +123,13 @@ pub struct ClassParams {
 pub struct Score {
     /// Normalized anomaly score in [0, 1]; the same number in the API and in replay.
     pub score: f64,
+    /// The score reached the alert threshold (and the move is in the class's direction and
+    /// large enough): what starts an anomaly.
     pub anomalous: bool,
+    /// Outside the expected band by the z-score ensemble: what keeps a firing anomaly open.
+    pub deviating: bool,
+    /// The novelty channel that made the sample anomalous.
+    pub channel: Channel,
     /// Deviation in (robust) sigmas agreed by the ensemble.
     pub sigma: f64,
     pub expected: f64,
@@ -127,10 +144,11 @@ impl Score {
         Severity::from_sigma(self.sigma)
     }
 
-    /// vmanomaly's convention: above 1 exactly when the sample is judged anomalous.
-    pub fn vm_score(&self, alert_threshold: f64) -> f64 {
+    /// vmanomaly's convention: above 1 exactly when the sample is anomalous or the series is
+    /// in a firing anomaly (`firing`), so a Grafana panel shows the whole incident.
+    pub fn vm_score(&self, alert_threshold: f64, firing: bool) -> f64 {
         let ratio = self.score / alert_threshold.max(f64::EPSILON);
-        if self.anomalous {
+        if self.anomalous || firing {
             ratio.max(1.0 + 1e-6)
         } else {
             ratio.min(1.0)
@@ -144,6 +162,7 @@ pub struct DetectorState {
     pub ewma: Ewma,
     pub robust: RobustStats,
     pub seasonal: Option<Box<SeasonalProfile>>,
+    pub novelty: NoveltyState,
     /// Samples seen since the baseline last (re)started.
     pub seen: u32,
 }
@@ -178,7 +197,7 @@ impl DetectorState {
         self.seen = 0;
     }
 
-    /// Scores `x` at `ts` against the baseline, then learns from it.
+    /// Scores `x` at `ts` against the series' history, then learns from it.
     pub fn update(&mut self, ts: i64, x: f64, p: &DetectParams, class: &ClassParams) -> Score {
         if !x.is_finite() {
             return Score {
@@ -199,7 +218,7 @@ impl DetectorState {
         let mad_floor = (0.25 * 0.6745 * self.ewma.std()).max(scale_floor(self.robust.median));
         let z_mad = self.robust.sigma(residual, mad_floor);
 
-        // Ratios to each detector's own threshold; a detector votes when its ratio exceeds 1.
+        // The band: ratios to each detector's own threshold; a detector votes above 1.
         let mut ratios = [z_ewma / p.zscore_threshold, z_mad / p.mad_threshold, 0.0];
         let mut sigmas = [z_ewma, z_mad, 0.0];
         let mut active = 2;
@@ -232,27 +251,42 @@ impl DetectorState {
         let big_enough = deviation.abs() >= class.min_abs_deviation
             && deviation.abs() >= class.min_rel_deviation * expected.abs();
         let warm = self.seen >= p.warmup_samples;
-        let gated = if warm && direction_ok && big_enough {
-            consensus
-        } else {
-            consensus.min(0.999)
-        };
-        let score = if warm && gated.is_finite() {
-            gated / (1.0 + gated)
-        } else if warm {
-            1.0
-        } else {
-            0.0
-        };
-        let anomalous =
-            warm && direction_ok && big_enough && consensus > 1.0 && score > p.alert_threshold;
+        let pageable = warm && direction_ok && big_enough;
 
-        // Learn. An anomalous sample still moves the baselines (winsorized), so a lasting level
-        // shift is adopted instead of alerting forever; the seasonal profile skips it.
+        // The score: novelty against the series' own history (and its time of day).
+        let mut novelty = self.novelty.update(ts, x, warm, &p.novelty);
+        if let Some(s) = self.seasonal.as_deref_mut() {
+            if warm && let Some(excess) = s.context_excess(ts, x) {
+                novelty.context = excess / self.novelty.span() / p.novelty.range_unit;
+            }
+            let dt = if s.last_ts == i64::MIN {
+                0.0
+            } else {
+                (ts - s.last_ts).clamp(0, s.period_ms) as f64
+            };
+            // A phase is visited 1/bins of the time, so it fades bins times faster while it is.
+            let keep = novelty::decay(dt * s.bins.len() as f64, p.novelty.memory_ms);
+            s.learn_range(ts, x, keep, p.novelty.context_learning_rate);
+        }
+        let (ratio, channel) = novelty.strongest();
+        let score = if !warm {
+            0.0
+        } else if ratio.is_finite() {
+            ratio / (1.0 + ratio)
+        } else {
+            1.0
+        };
+        let anomalous = pageable && score >= p.alert_threshold;
+        let deviating = pageable && consensus > 1.0;
+
+        // Learn. The band's baselines take every sample (winsorized), so a lasting level shift
+        // is adopted; the seasonal profile skips samples that are off the band and novel.
         self.ewma
             .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
         self.robust.update(residual, self.ewma.std());
-        if !anomalous && let Some(s) = self.seasonal.as_deref_mut() {
+        if !(deviating && ratio > 1.0)
+            && let Some(s) = self.seasonal.as_deref_mut()
+        {
             s.update(ts, x);
         }
         self.seen = self.seen.saturating_add(1);
@@ -266,12 +300,10 @@ impl DetectorState {
         }
 
         Score {
-            score: if score.is_finite() {
-                score.clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
+            score: score.clamp(0.0, 1.0),
             anomalous,
+            deviating,
+            channel: if anomalous { channel } else { Channel::None },
             sigma: if sigma.is_finite() { sigma } else { f64::MAX },
             expected,
             lower: expected - spread,
@@ -283,6 +315,40 @@ impl DetectorState {
 
     pub fn heap_bytes(&self) -> usize {
         self.seasonal.as_ref().map_or(0, |s| s.heap_bytes())
+    }
+
+    /// Whether there is anything worth saving (a series whose samples were all NaN or that
+    /// only ever sent one counter value has none).
+    pub fn has_learned(&self) -> bool {
+        self.seen > 0 || self.novelty.seen() > 0
+    }
+
+    /// Checks a state read from outside (snapshot, import) before it is used: anything that could
+    /// make a detector panic or return NaN is refused with the reason. A seasonal profile shaped
+    /// for another period or bin count is replaced by a fresh one.
+    pub fn validate(&mut self, p: &DetectParams) -> Result<(), String> {
+        let finite = |v: f64| v.is_finite();
+        if !(finite(self.ewma.mean) && finite(self.ewma.var) && self.ewma.var >= 0.0) {
+            return Err("ewma mean/var must be finite, var non-negative".into());
+        }
+        if !(finite(self.robust.median) && finite(self.robust.mad) && self.robust.mad >= 0.0) {
+            return Err("robust median/mad must be finite, mad non-negative".into());
+        }
+        self.novelty
+            .validate()
+            .map_err(|e| format!("novelty: {e}"))?;
+        if let Some(season) = self.seasonal.as_deref() {
+            season
+                .validate()
+                .map_err(|e| format!("seasonal profile: {e}"))?;
+            if season.bins.len() != p.seasonal_bins || season.period_ms != p.seasonal_period_ms {
+                self.seasonal = Some(Box::new(SeasonalProfile::new(
+                    p.seasonal_period_ms,
+                    p.seasonal_bins,
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -313,7 +379,7 @@ mod tests {
         assert!(spike.votes >= 2);
         assert!(spike.sigma >= 5.0);
         assert_eq!(spike.severity(), Severity::Critical);
-        assert!(spike.vm_score(p.alert_threshold) > 1.0);
+        assert!(spike.vm_score(p.alert_threshold, false) > 1.0);
         assert!(spike.lower < 100.0 && spike.upper > 100.0 && spike.upper < 160.0);
     }
 
@@ -331,7 +397,7 @@ mod tests {
         }
         let drop = d.update(500 * 15_000, 20.0, &p, &class);
         assert!(!drop.anomalous);
-        assert!(drop.vm_score(p.alert_threshold) <= 1.0);
+        assert!(drop.vm_score(p.alert_threshold, false) <= 1.0);
     }
 
     #[test]
@@ -427,7 +493,7 @@ mod tests {
                 let s = d.update(i as i64 * 1000, v, &p, &ClassParams::default());
                 prop_assert!((0.0..=1.0).contains(&s.score), "{s:?}");
                 prop_assert!(!s.score.is_nan());
-                prop_assert_eq!(s.anomalous, s.vm_score(p.alert_threshold) > 1.0);
+                prop_assert_eq!(s.anomalous, s.vm_score(p.alert_threshold, false) > 1.0);
             }
         }
     }

@@ -10,6 +10,9 @@ pub struct Bin {
     pub mean: f32,
     pub var: f32,
     pub n: u16,
+    /// Range of the values seen in this phase (fading towards the mean).
+    pub lo: f32,
+    pub hi: f32,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -55,6 +58,8 @@ impl SeasonalProfile {
         if bin.n == 0 {
             bin.mean = x;
             bin.var = 0.0;
+            bin.lo = x;
+            bin.hi = x;
         } else {
             let alpha = (1.0 / (f32::from(bin.n) + 1.0)).max(MIN_ALPHA);
             let diff = x - bin.mean;
@@ -62,6 +67,39 @@ impl SeasonalProfile {
             bin.var = (1.0 - alpha) * (bin.var + alpha * diff * diff);
         }
         bin.n = bin.n.saturating_add(1);
+    }
+
+    /// Fades the phase's range towards its mean by `keep` (0..=1), then moves it `rate` of the
+    /// way towards `x` if `x` lies outside.
+    pub fn learn_range(&mut self, ts: i64, x: f64, keep: f64, rate: f64) {
+        let idx = (self.phase(ts) as usize).min(self.bins.len() - 1);
+        let bin = &mut self.bins[idx];
+        let x = x as f32;
+        if bin.n == 0 {
+            return;
+        }
+        let keep = keep as f32;
+        bin.hi = bin.mean + (bin.hi - bin.mean) * keep;
+        bin.lo = bin.mean - (bin.mean - bin.lo) * keep;
+        let rate = rate as f32;
+        if x < bin.lo {
+            bin.lo += (x - bin.lo) * rate;
+        }
+        if x > bin.hi {
+            bin.hi += (x - bin.hi) * rate;
+        }
+    }
+
+    /// How far `x` lies outside what this phase has seen; `None` until the profile is active
+    /// (which [`Self::evaluate`] grants only once every phase has been seen over two periods).
+    pub fn context_excess(&self, ts: i64, x: f64) -> Option<f64> {
+        if !self.active {
+            return None;
+        }
+        // Only the phase itself: its neighbours would let a departure that started an hour
+        // earlier excuse itself.
+        let bin = &self.bins[(self.phase(ts) as usize).min(self.bins.len() - 1)];
+        Some((x - f64::from(bin.hi)).max(f64::from(bin.lo) - x).max(0.0))
     }
 
     /// Expected value and standard deviation at `ts`, interpolated between bin centres.
@@ -106,6 +144,26 @@ impl SeasonalProfile {
         let was = self.active;
         self.active = self.strength >= min_strength;
         self.active != was
+    }
+
+    /// Checks a profile read from outside before it is used.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.bins.len() < 2 {
+            return Err("needs at least 2 bins");
+        }
+        if self.period_ms <= 0 {
+            return Err("period must be positive");
+        }
+        let finite = |v: f32| v.is_finite();
+        if !self.bins.iter().all(|b| {
+            finite(b.mean) && finite(b.var) && b.var >= 0.0 && finite(b.lo) && finite(b.hi)
+        }) {
+            return Err("bin mean/var/lo/hi must be finite, var non-negative");
+        }
+        if !self.strength.is_finite() {
+            return Err("strength must be finite");
+        }
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -10,6 +10,7 @@
 //! The store does not do I/O and does not wait: anomaly transitions are returned to the caller,
 //! which hands them to the notifiers after the locks are released.
 
+pub mod baselines;
 pub mod bits;
 pub mod chunk;
 pub mod labels;
@@ -45,6 +46,21 @@ pub struct StoreOptions {
     pub detect: DetectParams,
     pub lifecycle: LifecycleParams,
     pub only_catalog: bool,
+}
+
+impl StoreOptions {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let d = &config.anomaly_detection;
+        Self {
+            shards: config.store.shards,
+            max_series: config.store.max_series,
+            retention: config.store.retention,
+            idle_timeout: config.store.series_idle_timeout,
+            detect: d.detect_params(),
+            lifecycle: d.lifecycle_params(),
+            only_catalog: d.only_catalog,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -529,6 +545,76 @@ impl Store {
             }
         }
         events
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Visits the series of one shard under its lock. Keep `f` cheap.
+    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(&Series)) {
+        if shard < self.shards.len() {
+            for series in self.lock(shard).slots.iter().flatten() {
+                f(series);
+            }
+        }
+    }
+
+    /// Gives a series a learned detector state: replaces an existing series' state (returns
+    /// `Ok(false)`) or creates the series with it (`Ok(true)`).
+    pub fn install_baseline(
+        &self,
+        hash: u64,
+        hash_check: u64,
+        labels: SeriesLabels,
+        detector: DetectorState,
+    ) -> Result<bool, String> {
+        let mut shard = self.lock((hash & self.mask) as usize);
+        if let Some(&slot) = shard.index.get(&hash) {
+            return match shard.slots[slot as usize].as_mut() {
+                Some(series) if series.hash_check == hash_check => {
+                    series.detector = detector;
+                    Ok(false)
+                }
+                _ => Err("label hash collides with another series".into()),
+            };
+        }
+        let limit = self.options.max_series;
+        if self.series_count.fetch_add(1, Ordering::Relaxed) >= limit {
+            self.series_count.fetch_sub(1, Ordering::Relaxed);
+            return Err(format!("series limit of {limit} reached"));
+        }
+        let name = labels.metric_name();
+        let class = self.catalog.classify(name, labels.iter());
+        let series = Series {
+            hash,
+            hash_check,
+            cumulative: self.is_cumulative(name, MetricType::Unknown),
+            detector,
+            class,
+            detect: !self.options.only_catalog || class != NO_CLASS,
+            labels,
+            stale: false,
+            last_seen: self.now_secs(),
+            last_ts: i64::MIN,
+            ring: Default::default(),
+            rate: Default::default(),
+            lifecycle: Default::default(),
+            last_score: Score::default(),
+        };
+        let shard = &mut *shard;
+        let slot = match shard.free.pop() {
+            Some(slot) => {
+                shard.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                shard.slots.push(Some(series));
+                (shard.slots.len() - 1) as u32
+            }
+        };
+        shard.index.insert(hash, slot);
+        Ok(true)
     }
 
     /// Visits every series under its shard's lock. Keep `f` cheap: it blocks that shard's writers.

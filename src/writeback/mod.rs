@@ -43,7 +43,12 @@ pub fn collect(store: &Store, all: bool) -> Vec<ExportSeries> {
         out.push(ExportSeries {
             labels,
             timestamp_ms: s.last_ts,
-            values: [sc.vm_score(threshold), sc.expected, sc.lower, sc.upper],
+            values: [
+                sc.vm_score(threshold, s.lifecycle.is_firing()),
+                sc.expected,
+                sc.lower,
+                sc.upper,
+            ],
         });
     });
     out

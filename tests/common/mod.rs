@@ -108,6 +108,8 @@ pub fn test_config() -> Config {
     let mut c =
         Config::parse(sre_agent::config::DEFAULT_CONFIG, "test", |_| None).expect("default config");
     c.anomaly_detection.check_interval_seconds = 1;
+    // In-process agents share the working directory: no snapshots unless a test asks.
+    c.store.snapshot_interval = Duration::ZERO;
     c
 }
 
