@@ -129,6 +129,13 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Runs the periodic upkeep now, on this thread (the simulator drives it in simulated time).
+    pub fn upkeep(&self) {
+        let min_strength = self.config.anomaly_detection.seasonality.min_strength;
+        let events = self.store.maintain(min_strength);
+        self.handle_events(events);
+    }
+
     /// Where baselines are snapshotted, unless snapshots are off.
     pub fn snapshot_dir(&self) -> Option<std::path::PathBuf> {
         (!self.config.store.snapshot_interval.is_zero())

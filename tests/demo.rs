@@ -31,6 +31,18 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
         summary.false_alarms
     );
     assert!(summary.notifications >= 4);
+    // The memory leak is predicted from its forecast, before the OOM restart (40 min in).
+    let leak = summary
+        .incidents
+        .iter()
+        .find(|i| format!("{:?}", i.kind) == "MemoryLeak")
+        .expect("leak incident");
+    assert_eq!(
+        leak.first_metric.as_deref(),
+        Some("memory_usage"),
+        "{leak:?}"
+    );
+    assert!(leak.delay_seconds.is_some_and(|d| d < 2400.0), "{leak:?}");
     // Rendering names every incident and the verdict line.
     let text = summary.render();
     assert!(text.contains("detected 4/4"));

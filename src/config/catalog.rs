@@ -23,6 +23,10 @@ pub struct CatalogEntry {
     /// Learn a daily profile for this metric (traffic-driven metrics have one).
     #[serde(default)]
     pub seasonal: bool,
+    /// Forecast this metric and predict when it crosses this value (in `direction`; `both`
+    /// means above). Gauges only.
+    #[serde(default)]
+    pub breach_threshold: Option<f64>,
     #[serde(default)]
     pub unit: String,
     #[serde(default)]
@@ -130,6 +134,16 @@ impl Catalog {
     pub fn seasonal(&self, id: u16) -> bool {
         self.class(id)
             .map_or(self.default.seasonal, |c| c.entry.seasonal)
+    }
+
+    /// The predicted-breach threshold and direction of a class, if it is forecast.
+    pub fn breach(&self, id: u16) -> Option<(f64, Direction)> {
+        let entry = &self.class(id)?.entry;
+        let direction = match entry.direction {
+            Direction::Both => Direction::Above,
+            d => d,
+        };
+        entry.breach_threshold.map(|t| (t, direction))
     }
 
     pub fn category(&self, id: u16) -> &str {

@@ -21,3 +21,31 @@ pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
+
+/// A list of durations (`[1h, 3h, 6h]`).
+pub mod list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                humantime::parse_duration(text.trim()).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid duration {text:?}: {e} (examples: 30s, 15m, 1h)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for d in list {
+            seq.serialize_element(&humantime::format_duration(*d).to_string())?;
+        }
+        seq.end()
+    }
+}

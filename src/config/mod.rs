@@ -235,6 +235,7 @@ pub struct DetectionConfig {
     pub only_catalog: bool,
     pub seasonality: SeasonalityConfig,
     pub novelty: NoveltyConfig,
+    pub forecast: ForecastConfig,
 }
 
 impl Default for DetectionConfig {
@@ -255,6 +256,7 @@ impl Default for DetectionConfig {
             only_catalog: false,
             seasonality: SeasonalityConfig::default(),
             novelty: NoveltyConfig::default(),
+            forecast: ForecastConfig::default(),
         }
     }
 }
@@ -288,6 +290,29 @@ impl DetectionConfig {
             resolve_samples: self.resolve_samples,
             resolve_ratio: self.resolve_ratio,
             alert_threshold: self.alert_threshold,
+        }
+    }
+}
+
+/// Forecasts for catalog metrics with a `breach_threshold` (refit off the hot path).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    pub enabled: bool,
+    /// Forecast horizons; the longest is how far ahead a breach is predicted.
+    #[serde(with = "duration::list")]
+    pub horizons: Vec<Duration>,
+    /// How often each forecast series is refit from its ring.
+    #[serde(with = "duration")]
+    pub refit_interval: Duration,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            horizons: [1, 3, 6].map(|h| Duration::from_secs(h * 3600)).to_vec(),
+            refit_interval: Duration::from_secs(300),
         }
     }
 }
@@ -657,6 +682,19 @@ impl Config {
             "anomaly_detection.novelty.stuck_min_samples",
             "must be at least 2",
         );
+        let f = &d.forecast;
+        check(
+            !f.horizons.is_empty()
+                && f.horizons.len() <= 8
+                && f.horizons.iter().all(|h| *h >= Duration::from_secs(60)),
+            "anomaly_detection.forecast.horizons",
+            "must list 1 to 8 durations of at least 1m",
+        );
+        check(
+            f.refit_interval >= Duration::from_secs(10),
+            "anomaly_detection.forecast.refit_interval",
+            "must be at least 10s",
+        );
         let s = &self.store;
         check(
             s.shards.is_power_of_two() && s.shards <= 4096,
@@ -784,6 +822,12 @@ impl Config {
                 if !(e.min_abs_deviation >= 0.0 && e.min_rel_deviation >= 0.0) {
                     problems.push(format!(
                         "  categories.{category}[{i}] ({}): minimum deviations must be >= 0",
+                        e.name
+                    ));
+                }
+                if e.breach_threshold.is_some_and(|t| !t.is_finite()) {
+                    problems.push(format!(
+                        "  categories.{category}[{i}] ({}): breach_threshold must be a finite number",
                         e.name
                     ));
                 }

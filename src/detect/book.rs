@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::Severity;
-use super::event::{AnomalyEvent, EventKind, ResolveReason};
+use super::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
+use super::forecast::Breach;
+use super::{Channel, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +31,12 @@ pub struct Acknowledgement {
 #[derive(Debug, Clone, Serialize)]
 pub struct Anomaly {
     pub id: String,
+    /// `anomaly` (a sample beyond the series' history) or `predicted_breach` (a forecast).
+    pub kind: AnomalyKind,
+    /// For `anomaly`: the novelty channel that raised it (range, density, context, stuck).
+    pub channel: Channel,
+    /// For `predicted_breach`: threshold, direction, when and at what value.
+    pub breach: Option<Breach>,
     pub series_id: String,
     pub metric: String,
     pub labels: BTreeMap<String, String>,
@@ -92,26 +99,48 @@ impl Anomaly {
             .iter()
             .filter_map(|k| e.labels.get(k).map(|v| format!("{k}={v}")))
             .collect();
-        let summary = format!(
-            "{metric} is anomalous ({direction} expected){}",
-            if target.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", target.join(" "))
+        let on = if target.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", target.join(" "))
+        };
+        let (summary, description) = match (e.anomaly_kind, e.breach) {
+            (AnomalyKind::PredictedBreach, Some(b)) => {
+                let side = if b.direction == super::Direction::Below {
+                    "below"
+                } else {
+                    "above"
+                };
+                let minutes = (b.at_ms - e.ts).max(0) / 60_000;
+                (
+                    format!(
+                        "{metric} is predicted to go {side} {}{on}",
+                        fmt_value(b.threshold)
+                    ),
+                    format!(
+                        "forecast crosses {} in about {}h {:02}m (at {}); now {}",
+                        fmt_value(b.threshold),
+                        minutes / 60,
+                        minutes % 60,
+                        rfc3339_ms(b.at_ms),
+                        fmt_value(b.current)
+                    ),
+                )
             }
-        );
-        let description = format!(
-            "current {} vs expected {} (normal band {} to {}), {:.1}σ, score {:.2}, severity {}",
-            fmt_value(e.score.value),
-            fmt_value(e.score.expected),
-            fmt_value(e.score.lower),
-            fmt_value(e.score.upper),
-            e.score.sigma.min(999.0),
-            e.score.score,
-            e.severity.as_str()
-        );
+            _ => (
+                format!("{metric} is anomalous ({direction} expected){on}"),
+                Self::score_description(e),
+            ),
+        };
         Self {
             id: anomaly_id(e.anomaly_id),
+            kind: e.anomaly_kind,
+            channel: if e.anomaly_kind == AnomalyKind::Anomaly {
+                e.score.channel
+            } else {
+                Channel::None
+            },
+            breach: e.breach,
             series_id: crate::store::series_id(e.series_id),
             metric,
             labels: e.labels.to_map(),
@@ -133,6 +162,19 @@ impl Anomaly {
             summary,
             description,
         }
+    }
+
+    fn score_description(e: &AnomalyEvent) -> String {
+        format!(
+            "current {} vs expected {} (normal band {} to {}), {:.1}σ, score {:.2}, severity {}",
+            fmt_value(e.score.value),
+            fmt_value(e.score.expected),
+            fmt_value(e.score.lower),
+            fmt_value(e.score.upper),
+            e.score.sigma.min(999.0),
+            e.score.score,
+            e.severity.as_str()
+        )
     }
 }
 

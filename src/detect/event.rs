@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::forecast::Breach;
 use super::lifecycle::Transition;
 use super::{Score, Severity};
 use crate::store::labels::SeriesLabels;
@@ -24,6 +25,24 @@ impl From<Transition> for EventKind {
     }
 }
 
+/// What was found: a sample beyond the series' history, or a forecast crossing a threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    #[default]
+    Anomaly,
+    PredictedBreach,
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anomaly => "anomaly",
+            Self::PredictedBreach => "predicted_breach",
+        }
+    }
+}
+
 /// Why an anomaly resolved, when it did not simply calm down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,11 +50,18 @@ pub enum ResolveReason {
     Recovered,
     StalenessMarker,
     Evicted,
+    /// A predicted breach whose trend is gone.
+    NoLongerPredicted,
+    /// A predicted breach that happened (the anomaly detector takes over).
+    Breached,
 }
 
 #[derive(Debug, Clone)]
 pub struct AnomalyEvent {
     pub kind: EventKind,
+    pub anomaly_kind: AnomalyKind,
+    /// For a predicted breach: when and at what value.
+    pub breach: Option<Breach>,
     pub anomaly_id: u64,
     pub series_id: u64,
     pub labels: SeriesLabels,

@@ -51,6 +51,8 @@ pub struct Lifecycle {
     /// Id of the firing anomaly (0 when none).
     pub anomaly_id: u64,
     pub started_ts: i64,
+    /// The novelty channel of the surprise that started the current anomaly.
+    pub trigger: super::Channel,
 }
 
 impl Lifecycle {
@@ -64,6 +66,7 @@ impl Lifecycle {
                     self.streak = 0;
                     self.started_ts = ts;
                     self.peak = Severity::Low;
+                    self.trigger = score.channel;
                 }
                 self.streak = self.streak.saturating_add(1);
                 self.peak = self.peak.max(score.severity());

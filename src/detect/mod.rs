@@ -12,6 +12,7 @@
 pub mod book;
 pub mod event;
 pub mod ewma;
+pub mod forecast;
 pub mod lifecycle;
 pub mod novelty;
 pub mod rate;

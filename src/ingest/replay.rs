@@ -160,6 +160,11 @@ fn store_options(config: &Config) -> StoreOptions {
         detect: d.detect_params(),
         lifecycle: d.lifecycle_params(),
         only_catalog: false,
+        // Replay scores samples; forecasts need wall-clock refits and a ring of live history.
+        forecast: crate::detect::forecast::ForecastParams {
+            enabled: false,
+            ..Default::default()
+        },
     }
 }
 

@@ -16,10 +16,12 @@ use super::http::{ClientError, client, redact_url};
 use super::webhook::without_url;
 use crate::detect::Severity;
 use crate::detect::book::{Anomaly, rfc3339};
-use crate::detect::event::EventKind;
+use crate::detect::event::{AnomalyKind, EventKind};
 use crate::telemetry::Telemetry;
 
 pub const ALERT_NAME: &str = "SREAgentAnomaly";
+/// A forecast that crosses a catalog threshold: a warning ahead of time, routed on its own.
+pub const PREDICTED_ALERT_NAME: &str = "SREAgentPredictedBreach";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PostableAlert {
@@ -43,12 +45,17 @@ pub fn alert_labels(a: &Anomaly, severity: Severity) -> BTreeMap<String, String>
         }
         labels.insert(k.clone(), v.clone());
     }
-    for ours in ["alertname", "severity", "category", "metric"] {
+    for ours in ["alertname", "severity", "category", "metric", "kind"] {
         if let Some(v) = labels.remove(ours) {
             labels.insert(format!("exported_{ours}"), v);
         }
     }
-    labels.insert("alertname".into(), ALERT_NAME.into());
+    let name = match a.kind {
+        AnomalyKind::Anomaly => ALERT_NAME,
+        AnomalyKind::PredictedBreach => PREDICTED_ALERT_NAME,
+    };
+    labels.insert("alertname".into(), name.into());
+    labels.insert("kind".into(), a.kind.as_str().into());
     labels.insert("severity".into(), severity.as_str().into());
     labels.insert("category".into(), a.category.clone());
     labels.insert("metric".into(), a.metric.clone());

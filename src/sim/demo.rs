@@ -209,6 +209,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
 
     let mut config = opts.config;
     config.notification.webhook.url = format!("http://{hook_addr}/hook");
+    let check_every_ms = config.anomaly_detection.check_interval_seconds as i64 * 1000;
     let pipeline = Pipeline::new(config)?;
     pipeline.start_background()?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
@@ -271,6 +272,12 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         }
         scrapes += 1;
         step += 1;
+        // Simulated time runs hundreds of times faster than the clock: the periodic work
+        // (seasonality, forecast refits) runs every check interval of simulated time, so the
+        // outcome does not depend on the pace.
+        if (step as i64 * STEP_MS) % (check_every_ms.max(STEP_MS)) == 0 {
+            pipeline.upkeep();
+        }
         next += pace;
         tokio::time::sleep_until(next).await;
     }

@@ -25,9 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::catalog::{Catalog, NO_CLASS};
-use crate::detect::event::{AnomalyEvent, EventKind, ResolveReason};
+use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
+use crate::detect::forecast::{self, ForecastParams, ForecastState};
 use crate::detect::lifecycle::{LifecycleParams, Transition};
-use crate::detect::{DetectParams, DetectorState, Score, Severity};
+use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
 use crate::ingest::{Batch, MetricType, SeriesEntry};
 
 use labels::SeriesLabels;
@@ -46,6 +47,7 @@ pub struct StoreOptions {
     pub detect: DetectParams,
     pub lifecycle: LifecycleParams,
     pub only_catalog: bool,
+    pub forecast: ForecastParams,
 }
 
 impl StoreOptions {
@@ -59,6 +61,16 @@ impl StoreOptions {
             detect: d.detect_params(),
             lifecycle: d.lifecycle_params(),
             only_catalog: d.only_catalog,
+            forecast: ForecastParams {
+                enabled: d.forecast.enabled,
+                horizons_ms: d
+                    .forecast
+                    .horizons
+                    .iter()
+                    .map(|h| h.as_millis() as u64)
+                    .collect(),
+                refit_ms: d.forecast.refit_interval.as_millis() as i64,
+            },
         }
     }
 }
@@ -73,6 +85,7 @@ impl Default for StoreOptions {
             detect: DetectParams::default(),
             lifecycle: LifecycleParams::default(),
             only_catalog: false,
+            forecast: ForecastParams::default(),
         }
     }
 }
@@ -152,6 +165,11 @@ pub struct SeriesSnapshot {
     pub last_score: Score,
     pub firing: bool,
     pub memory_bytes: usize,
+    /// Forecast per horizon (catalog metrics with a breach threshold).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forecast: Vec<forecast::ForecastPoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_breach: Option<forecast::Breach>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -436,13 +454,22 @@ impl Store {
     ) -> AnomalyEvent {
         AnomalyEvent {
             kind,
+            anomaly_kind: AnomalyKind::Anomaly,
+            breach: None,
             anomaly_id,
             series_id: series.hash,
             labels: series.labels.clone(),
             category: self.catalog.category(series.class).to_string(),
             started_ts,
             ts,
-            score: series.last_score,
+            score: Score {
+                // The sample that confirmed an anomaly may not be the one that raised it.
+                channel: match series.last_score.channel {
+                    crate::detect::Channel::None => series.lifecycle.trigger,
+                    c => c,
+                },
+                ..series.last_score
+            },
             severity,
             reason,
             produced_at: SystemTime::now(),
@@ -487,6 +514,7 @@ impl Store {
             rate: Default::default(),
             lifecycle: Default::default(),
             last_score: Score::default(),
+            forecast: None,
         };
         let slot = match shard.free.pop() {
             Some(slot) => {
@@ -508,6 +536,7 @@ impl Store {
         let now = self.now_secs();
         let idle = self.options.idle_timeout.as_secs() as u32;
         let mut events = Vec::new();
+        let mut scratch = Vec::new();
         for i in 0..self.shards.len() {
             let mut shard = self.lock(i);
             let shard = &mut *shard;
@@ -542,9 +571,87 @@ impl Store {
                 {
                     series.detector.restart_baseline();
                 }
+                if let Some(e) = self.refit_forecast(series, &mut scratch) {
+                    events.push(e);
+                }
             }
         }
         events
+    }
+
+    /// Refits a forecast series when its refit is due; returns the predicted_breach transition,
+    /// if any. Runs under the shard lock, for the few catalog series with a breach threshold.
+    fn refit_forecast(
+        &self,
+        series: &mut Series,
+        scratch: &mut Vec<(i64, f64)>,
+    ) -> Option<AnomalyEvent> {
+        let params = &self.options.forecast;
+        if !params.enabled || !series.detect || series.cumulative || series.stale {
+            return None;
+        }
+        let (threshold, direction) = self.catalog.breach(series.class)?;
+        let state = series
+            .forecast
+            .get_or_insert_with(|| Box::new(ForecastState::default()));
+        if state
+            .fitted_ts
+            .is_some_and(|t| series.last_ts.saturating_sub(t) < params.refit_ms)
+        {
+            return None;
+        }
+        state.fitted_ts = Some(series.last_ts);
+        scratch.clear();
+        series.ring.decode_into(scratch);
+        let season = series.detector.seasonal.as_deref();
+        let fit = forecast::fit(scratch, season);
+        let max_horizon = params.horizons_ms.iter().copied().max().unwrap_or(0);
+        let current = scratch.last().map_or(f64::NAN, |s| s.1);
+        state.points = fit.map_or_else(Vec::new, |f| {
+            params
+                .horizons_ms
+                .iter()
+                .map(|h| f.forecast(*h, season))
+                .collect()
+        });
+        let breach = fit.and_then(|f| f.will_breach(threshold, direction, current, max_horizon));
+        let previous = std::mem::replace(&mut state.breach, breach);
+        let kind = match (breach, state.anomaly_id) {
+            (Some(_), 0) => {
+                state.anomaly_id = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+                state.started_ts = series.last_ts;
+                EventKind::Fired
+            }
+            (None, id) if id != 0 => EventKind::Resolved,
+            _ => return None,
+        };
+        let (id, started) = (state.anomaly_id, state.started_ts);
+        let reason = (kind == EventKind::Resolved).then(|| {
+            let past = match direction {
+                Direction::Below => current <= threshold,
+                _ => current >= threshold,
+            };
+            if past {
+                ResolveReason::Breached
+            } else {
+                ResolveReason::NoLongerPredicted
+            }
+        });
+        if kind == EventKind::Resolved {
+            state.anomaly_id = 0;
+        }
+        let mut event = self.event(
+            series,
+            kind,
+            id,
+            started,
+            series.last_ts,
+            Severity::High,
+            reason,
+        );
+        event.anomaly_kind = AnomalyKind::PredictedBreach;
+        event.breach = breach.or(previous);
+        Some(event)
     }
 
     pub fn shard_count(&self) -> usize {
@@ -601,6 +708,7 @@ impl Store {
             rate: Default::default(),
             lifecycle: Default::default(),
             last_score: Score::default(),
+            forecast: None,
         };
         let shard = &mut *shard;
         let slot = match shard.free.pop() {
@@ -644,6 +752,11 @@ impl Store {
             last_timestamp: series.last_ts,
             last_score: series.last_score,
             firing: series.lifecycle.is_firing(),
+            forecast: series
+                .forecast
+                .as_ref()
+                .map_or_else(Vec::new, |f| f.points.clone()),
+            predicted_breach: series.forecast.as_ref().and_then(|f| f.breach),
             memory_bytes: series.memory_bytes(),
         }
     }
@@ -814,5 +927,52 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         s.maintain(0.3);
         assert_eq!(s.series_count(), 0);
+    }
+
+    /// Feeds `f` at 15 s for `minutes`, running upkeep every simulated minute; returns the
+    /// predicted-breach events.
+    fn forecast_events(pod: &str, minutes: i64, f: impl Fn(i64) -> f64) -> Vec<AnomalyEvent> {
+        let s = store(100);
+        let mut out = Vec::new();
+        let mut ev = Vec::new();
+        for i in 0..minutes * 4 {
+            let ts = i * 15_000;
+            let labels = [("__name__", "memory_usage"), ("pod", pod)];
+            s.apply(
+                &mut batch(&[TimeSeries::new(&labels, &[(ts, f(ts))])]),
+                &mut ev,
+            );
+            if i % 4 == 3 {
+                out.extend(s.maintain(0.3));
+            }
+        }
+        out.retain(|e| e.anomaly_kind == AnomalyKind::PredictedBreach);
+        out
+    }
+
+    #[test]
+    fn a_leaking_pod_gets_a_predicted_breach_hours_ahead_and_a_flat_one_none() {
+        const HOUR: i64 = 3_600_000;
+        let noise = |ts: i64| ((ts / 15_000 * 7919) % 100) as f64 * 1e-4;
+        // 0.5 → 0.9 over four hours; watch the first 2 h.
+        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (4 * HOUR) as f64 + noise(ts);
+        let events = forecast_events("leaky", 120, leak);
+        let fired = events.first().expect("a predicted breach");
+        assert_eq!(fired.kind, EventKind::Fired);
+        let breach = fired.breach.expect("breach details");
+        assert!(
+            4 * HOUR - fired.ts >= 2 * HOUR,
+            "predicted only {} min ahead",
+            (4 * HOUR - fired.ts) / 60_000
+        );
+        assert!((breach.at_ms - 4 * HOUR).abs() < HOUR / 2, "{breach:?}");
+        assert_eq!(breach.threshold, 0.9);
+        assert!(
+            events.iter().all(|e| e.kind == EventKind::Fired),
+            "stays predicted"
+        );
+
+        let flat = forecast_events("steady", 120, |ts| 0.6 + noise(ts));
+        assert!(flat.is_empty(), "{flat:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! One series: its labels, ring, rate state, detector state and anomaly lifecycle.
 
+use crate::detect::forecast::ForecastState;
 use crate::detect::lifecycle::Lifecycle;
 use crate::detect::rate::RateState;
 use crate::detect::{DetectorState, Score};
@@ -29,6 +30,8 @@ pub struct Series {
     pub lifecycle: Lifecycle,
     /// The last score, for /metrics, write-back and the API.
     pub last_score: Score,
+    /// Forecast and predicted breach, for catalog metrics with a breach threshold.
+    pub forecast: Option<Box<ForecastState>>,
 }
 
 impl Series {
@@ -38,5 +41,6 @@ impl Series {
             + self.labels.heap_bytes()
             + self.ring.heap_bytes()
             + self.detector.heap_bytes()
+            + self.forecast.as_ref().map_or(0, |f| f.heap_bytes())
     }
 }
