@@ -136,6 +136,20 @@ impl Pipeline {
         self.handle_events(events);
     }
 
+    /// Trains the baselines on Prometheus history (see [`ingest::backfill`]). Call before the
+    /// agent accepts writes.
+    pub async fn warm_start(
+        &self,
+    ) -> Result<ingest::backfill::BackfillReport, ingest::backfill::BackfillError> {
+        let options = ingest::backfill::BackfillOptions::from_config(&self.config);
+        let selector = ingest::backfill::catalog_selector(&self.config)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        tracing::info!(url = %notify::http::redact_url(&options.url), lookback = ?options.lookback, "warm start: fetching history");
+        ingest::backfill::backfill(&self.store, &options, &selector, now_ms).await
+    }
+
     /// Where baselines are snapshotted, unless snapshots are off.
     pub fn snapshot_dir(&self) -> Option<std::path::PathBuf> {
         (!self.config.store.snapshot_interval.is_zero())

@@ -69,6 +69,15 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Fetch the catalog's history from Prometheus (prometheus.url / PROMETHEUS_URL), train the
+    /// baselines on it, and save them to the data directory for the next `serve`.
+    Backfill {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory, overriding app.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config> {
@@ -158,6 +167,32 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Backfill { config, data_dir } => {
+            let mut config = load(config.as_ref())?;
+            if let Some(d) = data_dir {
+                config.app.data_dir = d.display().to_string();
+            }
+            std::fs::create_dir_all(&config.app.data_dir)
+                .with_context(|| format!("cannot create data directory {}", config.app.data_dir))?;
+            init_logging(&config, cli.log_json);
+            runtime()?.block_on(async move {
+                let pipeline = Pipeline::new(config)?;
+                pipeline.restore_snapshot();
+                let report = pipeline.warm_start().await?;
+                let dir = PathBuf::from(&pipeline.config.app.data_dir);
+                let saved = pipeline.store.save_snapshot(&dir)?;
+                println!(
+                    "backfilled {} series ({} samples in {} query_range chunks; {} already had a baseline); {} baselines saved to {}",
+                    report.series,
+                    report.samples,
+                    report.chunks,
+                    report.skipped_series,
+                    saved,
+                    dir.join(sre_agent::store::baselines::SNAPSHOT_FILE).display()
+                );
+                Ok(())
+            })
+        }
         Command::Serve {
             config,
             listen,
@@ -176,6 +211,13 @@ fn run(cli: Cli) -> Result<()> {
                 report_inactive_sections(&config);
                 let pipeline = Pipeline::new(config)?;
                 pipeline.restore_snapshot();
+                if !pipeline.config.prometheus.url.is_empty() && pipeline.config.prometheus.backfill.on_start {
+                    // Before the listener opens: a live sample would make older history out of order.
+                    match pipeline.warm_start().await {
+                        Ok(r) => tracing::info!(series = r.series, samples = r.samples, chunks = r.chunks, skipped = r.skipped_series, "warm start from Prometheus history done"),
+                        Err(e) => tracing::warn!(error = %e, "warm start from Prometheus failed; starting cold"),
+                    }
+                }
                 pipeline.start_background()?;
                 let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
@@ -225,11 +267,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn report_inactive_sections(config: &Config) {
-    if !config.prometheus.url.is_empty() {
-        tracing::warn!(
-            "prometheus.url is set, but warm start from Prometheus history is not implemented in this version"
-        );
-    }
     if !config.loki.url.is_empty() || !config.llm.api_key.is_empty() {
         tracing::warn!(
             "loki/llm settings are accepted but root-cause analysis is not implemented in this version"

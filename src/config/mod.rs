@@ -457,10 +457,12 @@ impl Default for WritebackConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusConfig {
+    /// Where history comes from for the warm start (`PROMETHEUS_URL`); empty = no warm start.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub url: String,
     pub timeout_seconds: u64,
     pub retry_attempts: u32,
+    pub backfill: BackfillConfig,
 }
 
 impl Default for PrometheusConfig {
@@ -469,6 +471,35 @@ impl Default for PrometheusConfig {
             url: String::new(),
             timeout_seconds: 30,
             retry_attempts: 3,
+            backfill: BackfillConfig::default(),
+        }
+    }
+}
+
+/// Warm start from Prometheus history at `serve` start-up (and `sre-agent backfill`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackfillConfig {
+    /// Fetch history at start-up when `url` is set.
+    pub on_start: bool,
+    /// How far back (two days let the daily profiles prove themselves at once).
+    #[serde(with = "duration")]
+    pub lookback: Duration,
+    /// Resolution of the fetched history.
+    #[serde(with = "duration")]
+    pub step: Duration,
+    /// Time span per query_range call (keeps each answer under Prometheus' 11k points).
+    #[serde(with = "duration")]
+    pub chunk: Duration,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            on_start: true,
+            lookback: Duration::from_secs(2 * 86_400),
+            step: Duration::from_secs(60),
+            chunk: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -681,6 +712,22 @@ impl Config {
             n.stuck_min_samples >= 2,
             "anomaly_detection.novelty.stuck_min_samples",
             "must be at least 2",
+        );
+        let b = &self.prometheus.backfill;
+        check(
+            b.step >= Duration::from_secs(1),
+            "prometheus.backfill.step",
+            "must be at least 1s",
+        );
+        check(
+            b.chunk >= b.step && b.chunk.as_secs_f64() / b.step.as_secs_f64().max(1.0) <= 11_000.0,
+            "prometheus.backfill.chunk",
+            "must be at least one step and at most 11000 steps (Prometheus' limit per query)",
+        );
+        check(
+            b.lookback >= b.step,
+            "prometheus.backfill.lookback",
+            "must be at least one step",
         );
         let f = &d.forecast;
         check(

@@ -5,6 +5,7 @@
 //! only parses and checks the wire format; label rules that apply once per new series are the
 //! store's job, and nothing here touches shared state.
 
+pub mod backfill;
 pub mod batch;
 pub mod encode;
 pub mod remote_write_v1;

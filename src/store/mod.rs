@@ -654,6 +654,19 @@ impl Store {
         Some(event)
     }
 
+    /// Forgets every open anomaly without reporting it (after a backfill: history's anomalies
+    /// are not news).
+    pub fn reset_lifecycles(&self) {
+        for i in 0..self.shards.len() {
+            for series in self.lock(i).slots.iter_mut().flatten() {
+                series.lifecycle = Default::default();
+                if let Some(f) = series.forecast.as_deref_mut() {
+                    f.anomaly_id = 0;
+                }
+            }
+        }
+    }
+
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }

@@ -1,0 +1,314 @@
+//! Warm start: history of the catalog's series from the Prometheus HTTP API, fed through the
+//! live path so detection works from the first minute instead of after days.
+//!
+//! `query_range` over `lookback`, in time chunks (oldest first, so every series sees its history
+//! in order), each chunk retried with backoff. Every chunk's series are encoded as remote-write
+//! requests and applied to the store exactly as live samples are; anomalies found in history are
+//! not notified, and lifecycles are reset afterwards so nothing fires about the past. Series that
+//! already have a learned baseline (restored from a snapshot) are left alone. Runs before the
+//! agent accepts writes: a live sample would make older history out of order.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::batch::hash_labels;
+use super::encode::{TimeSeries, encode_v1};
+use super::{Batch, remote_write_v1};
+use crate::config::Config;
+use crate::notify::http::{backoff, client, redact_url};
+use crate::store::Store;
+
+/// Series per remote-write request built from a chunk.
+const SERIES_PER_BATCH: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub url: String,
+    pub lookback: Duration,
+    pub step: Duration,
+    pub chunk: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl BackfillOptions {
+    pub fn from_config(config: &Config) -> Self {
+        let p = &config.prometheus;
+        Self {
+            url: p.url.trim_end_matches('/').to_string(),
+            lookback: p.backfill.lookback,
+            step: p.backfill.step,
+            chunk: p.backfill.chunk,
+            timeout: Duration::from_secs(p.timeout_seconds.max(1)),
+            retries: p.retry_attempts,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct BackfillReport {
+    pub chunks: usize,
+    pub series: usize,
+    pub samples: u64,
+    /// Series skipped because a snapshot already gave them a baseline.
+    pub skipped_series: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum BackfillError {
+    #[error("prometheus.url is not set")]
+    NoUrl,
+    #[error("the catalog has no metric names to fetch")]
+    EmptyCatalog,
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("query_range on {url} failed after {attempts} attempts: {reason}")]
+    Query {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("Prometheus answered {url} with an error: {reason}")]
+    Prometheus { url: String, reason: String },
+}
+
+#[derive(Deserialize)]
+struct QueryResponse {
+    status: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    data: Option<QueryData>,
+}
+
+#[derive(Deserialize)]
+struct QueryData {
+    #[serde(default)]
+    result: Vec<MatrixSeries>,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+/// `{__name__=~"a|b|.*_latency_p99"}` for the catalog's names (`*` is the catalog's wildcard).
+pub fn catalog_selector(config: &Config) -> Result<String, BackfillError> {
+    let catalog = config
+        .catalog()
+        .map_err(|e| BackfillError::Client(e.to_string()))?;
+    let mut names: Vec<String> = catalog
+        .classes
+        .iter()
+        .map(|c| {
+            c.entry
+                .name
+                .split('*')
+                .map(regex_escape)
+                .collect::<Vec<_>>()
+                .join(".*")
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err(BackfillError::EmptyCatalog);
+    }
+    Ok(format!("{{__name__=~\"{}\"}}", names.join("|")))
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$\"".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Fetches `[end - lookback, end]` and applies it to `store`.
+pub async fn backfill(
+    store: &Store,
+    options: &BackfillOptions,
+    selector: &str,
+    end_ms: i64,
+) -> Result<BackfillReport, BackfillError> {
+    if options.url.is_empty() {
+        return Err(BackfillError::NoUrl);
+    }
+    let http = client(options.timeout).map_err(|e| BackfillError::Client(e.to_string()))?;
+    let step_ms = options.step.as_millis().max(1000) as i64;
+    let chunk_ms = (options.chunk.as_millis() as i64).max(step_ms);
+    let start_ms = end_ms - options.lookback.as_millis() as i64;
+    let mut report = BackfillReport::default();
+    let mut seen_series = std::collections::HashSet::new();
+    let mut skipped = std::collections::HashSet::new();
+    let mut scratch = Vec::new();
+    let mut from = start_ms;
+    while from <= end_ms {
+        let to = (from + chunk_ms - step_ms).min(end_ms);
+        let series = query_range(&http, options, selector, from, to, step_ms).await?;
+        report.chunks += 1;
+        let mut pending: Vec<TimeSeries> = Vec::new();
+        for s in series {
+            let mut labels: Vec<(String, String)> = s.metric.into_iter().collect();
+            labels.sort();
+            let (hash, _) = hash_labels(
+                labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                &mut scratch,
+            );
+            if !seen_series.contains(&hash) {
+                let learned = store
+                    .with_series(hash, |x| x.detector.has_learned())
+                    .unwrap_or(false);
+                if learned {
+                    skipped.insert(hash);
+                }
+                seen_series.insert(hash);
+            }
+            if skipped.contains(&hash) {
+                continue;
+            }
+            let samples: Vec<(i64, f64)> = s
+                .values
+                .iter()
+                .filter_map(|(t, v)| Some(((t * 1000.0).round() as i64, v.parse::<f64>().ok()?)))
+                .collect();
+            report.samples += samples.len() as u64;
+            pending.push(TimeSeries { labels, samples });
+            if pending.len() >= SERIES_PER_BATCH {
+                apply(store, &pending);
+                pending.clear();
+            }
+        }
+        apply(store, &pending);
+        from = to + step_ms;
+    }
+    store.reset_lifecycles();
+    report.series = seen_series.len() - skipped.len();
+    report.skipped_series = skipped.len();
+    Ok(report)
+}
+
+fn apply(store: &Store, series: &[TimeSeries]) {
+    if series.is_empty() {
+        return;
+    }
+    let mut batch = Batch::default();
+    encode_v1(series, &mut batch.body);
+    if remote_write_v1::decode(&mut batch).is_ok() {
+        // History's anomalies are not news: the events are dropped and lifecycles reset after.
+        let mut events = Vec::new();
+        store.apply(&mut batch, &mut events);
+    }
+}
+
+async fn query_range(
+    http: &reqwest::Client,
+    options: &BackfillOptions,
+    selector: &str,
+    from_ms: i64,
+    to_ms: i64,
+    step_ms: i64,
+) -> Result<Vec<MatrixSeries>, BackfillError> {
+    let url = format!("{}/api/v1/query_range", options.url);
+    let shown = redact_url(&url);
+    let params = [
+        ("query", selector.to_string()),
+        ("start", format!("{:.3}", from_ms as f64 / 1000.0)),
+        ("end", format!("{:.3}", to_ms as f64 / 1000.0)),
+        ("step", format!("{}s", step_ms / 1000)),
+    ];
+    let mut last = String::new();
+    for attempt in 0..=options.retries {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt - 1)).await;
+        }
+        let request = http
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form_encode(&params));
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                last = format!("request failed: {}", e.without_url());
+                continue;
+            }
+        };
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                last = format!("reading the answer failed: {}", e.without_url());
+                continue;
+            }
+        };
+        let parsed: Result<QueryResponse, _> = serde_json::from_slice(&body);
+        match parsed {
+            Ok(q) if q.status == "success" => {
+                return Ok(q.data.map(|d| d.result).unwrap_or_default());
+            }
+            // 4xx: the query itself is wrong; retrying will not help.
+            Ok(q) if status.is_client_error() => {
+                return Err(BackfillError::Prometheus {
+                    url: shown,
+                    reason: format!("{status}: {}", q.error),
+                });
+            }
+            Ok(q) => last = format!("{status}: {}", q.error),
+            Err(e) => last = format!("{status}: not a query_range answer ({e})"),
+        }
+    }
+    Err(BackfillError::Query {
+        url: shown,
+        attempts: options.retries + 1,
+        reason: last,
+    })
+}
+
+/// `application/x-www-form-urlencoded` (the selector holds `{`, `"`, `|`, `=`, `~`).
+fn form_encode(params: &[(&str, String)]) -> String {
+    let encode = |s: &str| {
+        let mut out = String::with_capacity(s.len() * 3);
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_covers_the_catalog_with_globs_as_regex() {
+        let config = Config::default();
+        let s = catalog_selector(&config).unwrap();
+        assert!(s.starts_with("{__name__=~\""), "{s}");
+        assert!(s.contains("memory_usage"), "{s}");
+        assert!(s.contains("|"), "{s}");
+        assert!(!s.contains("*_"), "globs become .*: {s}");
+        assert_eq!(regex_escape("a.b*c"), "a\\.b\\*c");
+        assert_eq!(
+            form_encode(&[("query", "{a=~\"b|c\"}".into()), ("step", "60s".into())]),
+            "query=%7Ba%3D~%22b%7Cc%22%7D&step=60s"
+        );
+    }
+}
