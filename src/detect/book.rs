@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use thiserror::Error;
 
+use super::changepoint::Shift;
 use super::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use super::forecast::Breach;
 use super::{Channel, Severity};
@@ -37,6 +38,8 @@ pub struct Anomaly {
     pub channel: Channel,
     /// For `predicted_breach`: threshold, direction, when and at what value.
     pub breach: Option<Breach>,
+    /// For `level_shift`: from what to what, and when.
+    pub shift: Option<Shift>,
     pub series_id: String,
     pub metric: String,
     pub labels: BTreeMap<String, String>,
@@ -127,6 +130,24 @@ impl Anomaly {
                     ),
                 )
             }
+            (AnomalyKind::LevelShift, _) if e.shift.is_some() => {
+                let s = e.shift.unwrap_or(Shift {
+                    at_ms: e.ts,
+                    before: 0.0,
+                    after: 0.0,
+                    sigmas: 0.0,
+                });
+                (
+                    format!("{metric} shifted to a new level{on}"),
+                    format!(
+                        "level moved from {} to {} ({:.1}σ) at {}; the baseline adopted the new level",
+                        fmt_value(s.before),
+                        fmt_value(s.after),
+                        s.sigmas.min(999.0),
+                        rfc3339_ms(s.at_ms)
+                    ),
+                )
+            }
             _ => (
                 format!("{metric} is anomalous ({direction} expected){on}"),
                 Self::score_description(e),
@@ -141,6 +162,7 @@ impl Anomaly {
                 Channel::None
             },
             breach: e.breach,
+            shift: e.shift,
             series_id: crate::store::series_id(e.series_id),
             metric,
             labels: e.labels.to_map(),

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::changepoint::Shift;
 use super::forecast::Breach;
 use super::lifecycle::Transition;
 use super::{Score, Severity};
@@ -32,6 +33,8 @@ pub enum AnomalyKind {
     #[default]
     Anomaly,
     PredictedBreach,
+    /// A lasting change of level; the band adopts it.
+    LevelShift,
 }
 
 impl AnomalyKind {
@@ -39,6 +42,7 @@ impl AnomalyKind {
         match self {
             Self::Anomaly => "anomaly",
             Self::PredictedBreach => "predicted_breach",
+            Self::LevelShift => "level_shift",
         }
     }
 }
@@ -54,6 +58,8 @@ pub enum ResolveReason {
     NoLongerPredicted,
     /// A predicted breach that happened (the anomaly detector takes over).
     Breached,
+    /// A level shift, reported once; the band adopted the new level.
+    Adopted,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +68,8 @@ pub struct AnomalyEvent {
     pub anomaly_kind: AnomalyKind,
     /// For a predicted breach: when and at what value.
     pub breach: Option<Breach>,
+    /// For a level shift: from what to what, and when.
+    pub shift: Option<Shift>,
     pub anomaly_id: u64,
     pub series_id: u64,
     pub labels: SeriesLabels,

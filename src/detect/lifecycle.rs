@@ -53,6 +53,8 @@ pub struct Lifecycle {
     pub started_ts: i64,
     /// The novelty channel of the surprise that started the current anomaly.
     pub trigger: super::Channel,
+    /// A level shift was looked for and adopted for the current anomaly.
+    pub shift_checked: bool,
 }
 
 impl Lifecycle {
@@ -67,6 +69,7 @@ impl Lifecycle {
                     self.started_ts = ts;
                     self.peak = Severity::Low;
                     self.trigger = score.channel;
+                    self.shift_checked = false;
                 }
                 self.streak = self.streak.saturating_add(1);
                 self.peak = self.peak.max(score.severity());

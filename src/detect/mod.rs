@@ -10,6 +10,7 @@
 //! lifecycle that turns scores into firing and resolved anomalies lives in [`lifecycle`].
 
 pub mod book;
+pub mod changepoint;
 pub mod event;
 pub mod ewma;
 pub mod forecast;
@@ -316,6 +317,14 @@ impl DetectorState {
 
     pub fn heap_bytes(&self) -> usize {
         self.seasonal.as_ref().map_or(0, |s| s.heap_bytes())
+    }
+
+    /// Moves the band to a new level after a confirmed level shift (the spread is kept).
+    pub fn adopt_level(&mut self, level: f64) {
+        if level.is_finite() {
+            self.ewma.mean = level;
+            self.robust.median = level;
+        }
     }
 
     /// Whether there is anything worth saving (a series whose samples were all NaN or that

@@ -22,6 +22,8 @@ use crate::telemetry::Telemetry;
 pub const ALERT_NAME: &str = "SREAgentAnomaly";
 /// A forecast that crosses a catalog threshold: a warning ahead of time, routed on its own.
 pub const PREDICTED_ALERT_NAME: &str = "SREAgentPredictedBreach";
+/// A lasting change of level (reported once, already resolved: the baseline adopted it).
+pub const LEVEL_SHIFT_ALERT_NAME: &str = "SREAgentLevelShift";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PostableAlert {
@@ -53,6 +55,7 @@ pub fn alert_labels(a: &Anomaly, severity: Severity) -> BTreeMap<String, String>
     let name = match a.kind {
         AnomalyKind::Anomaly => ALERT_NAME,
         AnomalyKind::PredictedBreach => PREDICTED_ALERT_NAME,
+        AnomalyKind::LevelShift => LEVEL_SHIFT_ALERT_NAME,
     };
     labels.insert("alertname".into(), name.into());
     labels.insert("kind".into(), a.kind.as_str().into());

@@ -326,14 +326,15 @@ fn score(
     wall_seconds: f64,
     received: &Mutex<Received>,
 ) -> DemoSummary {
-    // Anomalies on an incident's pods between its start and 10 minutes after its end are its
-    // symptoms; anything else is a false alarm.
+    // Anomalies on an incident's pods that began between its start and 10 minutes after its end
+    // are its symptoms (a level shift is reported once it has lasted, but began with the
+    // incident); anything else is a false alarm.
     const GRACE_MS: i64 = 10 * 60_000;
     let related = |a: &Anomaly, inc: &super::Incident| -> bool {
-        let Some(fired) = ms_of(&a.fired_at) else {
+        let Some(began) = ms_of(&a.started_at) else {
             return false;
         };
-        let offset = fired - base_ms;
+        let offset = began - base_ms;
         let pod = a.labels.get("pod").map(String::as_str).unwrap_or("");
         (inc.start_ms..=inc.end_ms + GRACE_MS).contains(&offset)
             && exchange

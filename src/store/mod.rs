@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::catalog::{Catalog, NO_CLASS};
+use crate::detect::changepoint;
 use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use crate::detect::forecast::{self, ForecastParams, ForecastState};
 use crate::detect::lifecycle::{LifecycleParams, Transition};
@@ -456,6 +457,7 @@ impl Store {
             kind,
             anomaly_kind: AnomalyKind::Anomaly,
             breach: None,
+            shift: None,
             anomaly_id,
             series_id: series.hash,
             labels: series.labels.clone(),
@@ -574,9 +576,60 @@ impl Store {
                 if let Some(e) = self.refit_forecast(series, &mut scratch) {
                     events.push(e);
                 }
+                events.extend(self.adopt_level_shift(series, &mut scratch));
             }
         }
         events
+    }
+
+    /// For a series whose latest anomaly started within its ring: if the ring shows a lasting
+    /// level shift that started it, reports it once (fired and at once resolved as adopted) and
+    /// moves the band to the new level, so the anomaly (if still firing) ends instead of waiting
+    /// for the band to crawl there.
+    fn adopt_level_shift(
+        &self,
+        series: &mut Series,
+        scratch: &mut Vec<(i64, f64)>,
+    ) -> Vec<AnomalyEvent> {
+        let lc = &series.lifecycle;
+        let oldest = series.last_ts - self.retention_ms;
+        let recent = lc.started_ts != 0 && lc.started_ts > oldest;
+        if !recent || lc.shift_checked || series.cumulative || !series.detect {
+            return Vec::new();
+        }
+        if series.detector.seasonal_active() {
+            // The band tracks the deseasonalized residual; moving it by a raw-level delta
+            // would be wrong. Report nothing rather than something misleading.
+            return Vec::new();
+        }
+        scratch.clear();
+        series.ring.decode_into(scratch);
+        let Some(shift) = changepoint::level_shift(scratch) else {
+            return Vec::new();
+        };
+        // Only the shift that started this anomaly (a minute of slack for pending samples).
+        if shift.at_ms < lc.started_ts - 60_000 {
+            return Vec::new();
+        }
+        series.lifecycle.shift_checked = true;
+        series.detector.adopt_level(shift.after);
+        let id = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+        let severity = Severity::from_sigma(shift.sigmas);
+        let mut fired = self.event(
+            series,
+            EventKind::Fired,
+            id,
+            shift.at_ms,
+            series.last_ts,
+            severity,
+            None,
+        );
+        fired.anomaly_kind = AnomalyKind::LevelShift;
+        fired.shift = Some(shift);
+        let mut adopted = fired.clone();
+        adopted.kind = EventKind::Resolved;
+        adopted.reason = Some(ResolveReason::Adopted);
+        vec![fired, adopted]
     }
 
     /// Refits a forecast series when its refit is due; returns the predicted_breach transition,
@@ -987,5 +1040,45 @@ mod tests {
 
         let flat = forecast_events("steady", 120, |ts| 0.6 + noise(ts));
         assert!(flat.is_empty(), "{flat:?}");
+    }
+
+    #[test]
+    fn a_lasting_level_shift_is_reported_once_as_its_own_kind() {
+        let s = store(100);
+        let mut rng = fastrand::Rng::with_seed(8);
+        let mut events = Vec::new();
+        let labels = [("__name__", "queue_depth"), ("pod", "a")];
+        for i in 0..400i64 {
+            let level = if i < 200 { 100.0 } else { 130.0 };
+            let v = level + (rng.f64() - 0.5) * 2.0;
+            let mut ev = Vec::new();
+            s.apply(
+                &mut batch(&[TimeSeries::new(&labels, &[(i * 15_000, v)])]),
+                &mut ev,
+            );
+            events.extend(ev.into_iter().map(|e| (i, e)));
+            if i % 4 == 3 {
+                events.extend(s.maintain(0.3).into_iter().map(|e| (i, e)));
+            }
+        }
+        let of_kind = |k: AnomalyKind| -> Vec<&(i64, AnomalyEvent)> {
+            events.iter().filter(|(_, e)| e.anomaly_kind == k).collect()
+        };
+        let shifts = of_kind(AnomalyKind::LevelShift);
+        assert_eq!(shifts.len(), 2, "fired and adopted once: {shifts:?}");
+        let shift = shifts[0].1.shift.expect("shift details");
+        assert_eq!(shift.at_ms, 200 * 15_000);
+        assert_eq!(shifts[1].1.reason, Some(ResolveReason::Adopted));
+        let anomaly = of_kind(AnomalyKind::Anomaly);
+        assert_eq!(anomaly.first().map(|(_, e)| e.kind), Some(EventKind::Fired));
+        let (_, last) = anomaly.last().expect("resolved");
+        assert_eq!(last.kind, EventKind::Resolved);
+        // Reported once the new level has lasted a full segment, not before.
+        let reported_at = shifts[0].0;
+        assert!(
+            (200 + changepoint::MIN_SEGMENT as i64..200 + changepoint::MIN_SEGMENT as i64 + 10)
+                .contains(&reported_at),
+            "{reported_at}"
+        );
     }
 }

@@ -1,0 +1,160 @@
+//! Level shifts in a series' recent samples, found off the hot path.
+//!
+//! For a series in a firing anomaly, upkeep asks whether the ring shows a lasting change of
+//! level: the split that maximizes the two-sample t statistic of the means (one pass with prefix
+//! sums), confirmed by medians and MADs so a few outliers cannot fake it. A confirmed shift is
+//! reported as its own anomaly kind and the band adopts the new level, so a deploy that moved a
+//! metric for good does not alert forever.
+
+/// Both sides of a split need this many samples (15 minutes at a 15 s interval): a shorter
+/// departure is an incident to page about, not a new normal.
+pub const MIN_SEGMENT: usize = 60;
+/// The medians must differ by this many robust sigmas.
+const MIN_SHIFT_SIGMAS: f64 = 5.0;
+/// The new level must be about as steady as the old one (not a ramp or a burst).
+const MAX_SPREAD_RATIO: f64 = 4.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Shift {
+    /// Timestamp (ms) of the first sample at the new level.
+    pub at_ms: i64,
+    pub before: f64,
+    pub after: f64,
+    /// |after − before| in robust sigmas of the old level.
+    pub sigmas: f64,
+}
+
+/// The most likely level shift in `samples` (time order), if it is clear and lasting.
+pub fn level_shift(samples: &[(i64, f64)]) -> Option<Shift> {
+    let n = samples.len();
+    if n < 2 * MIN_SEGMENT || samples.iter().any(|s| !s.1.is_finite()) {
+        return None;
+    }
+    let mut sum = vec![0.0; n + 1];
+    let mut sq = vec![0.0; n + 1];
+    for (i, (_, v)) in samples.iter().enumerate() {
+        sum[i + 1] = sum[i] + v;
+        sq[i + 1] = sq[i] + v * v;
+    }
+    let stat = |k: usize| {
+        let (a, b) = (k as f64, (n - k) as f64);
+        let ma = sum[k] / a;
+        let mb = (sum[n] - sum[k]) / b;
+        let va = (sq[k] / a - ma * ma).max(0.0);
+        let vb = ((sq[n] - sq[k]) / b - mb * mb).max(0.0);
+        let se = (va / a + vb / b)
+            .sqrt()
+            .max(1e-12 * (ma.abs() + mb.abs()).max(1e-12));
+        (mb - ma).abs() / se
+    };
+    let split = (MIN_SEGMENT..=n - MIN_SEGMENT).max_by(|&x, &y| stat(x).total_cmp(&stat(y)))?;
+    if split == n - MIN_SEGMENT {
+        // The best split wants a shorter new segment than allowed: the shift is younger than
+        // MIN_SEGMENT samples and its place not yet known. Wait for more samples.
+        return None;
+    }
+    let before: Vec<f64> = samples[..split].iter().map(|s| s.1).collect();
+    let after: Vec<f64> = samples[split..].iter().map(|s| s.1).collect();
+    let (mb, sb) = median_mad(before);
+    let (ma, sa) = median_mad(after);
+    let floor = 1e-9_f64.max(mb.abs() * 1e-6);
+    let sigma_before = (1.4826 * sb).max(floor);
+    let sigma_after = (1.4826 * sa).max(floor);
+    let sigmas = (ma - mb).abs() / sigma_before.max(sigma_after);
+    let steady = sigma_after <= MAX_SPREAD_RATIO * sigma_before
+        && sigma_before <= MAX_SPREAD_RATIO * sigma_after;
+    // Still there: the newest samples sit at the new level, not back at the old one.
+    let mut tail: Vec<f64> = samples[n - MIN_SEGMENT / 2..].iter().map(|s| s.1).collect();
+    let now = median(&mut tail);
+    let lasting = (now - ma).abs() <= 3.0 * sigma_after
+        && (now - mb).abs() >= MIN_SHIFT_SIGMAS * sigma_before.max(sigma_after);
+    (sigmas >= MIN_SHIFT_SIGMAS && steady && lasting).then_some(Shift {
+        at_ms: samples[split].0,
+        before: mb,
+        after: ma,
+        sigmas,
+    })
+}
+
+fn median_mad(mut v: Vec<f64>) -> (f64, f64) {
+    let median = median(&mut v);
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+    (median, median_of(&mut dev))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    median_of(v)
+}
+
+fn median_of(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy(n: usize, level: f64, seed: u64) -> Vec<f64> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n).map(|_| level + (rng.f64() - 0.5) * 2.0).collect()
+    }
+
+    fn timed(values: Vec<f64>) -> Vec<(i64, f64)> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 15_000, v))
+            .collect()
+    }
+
+    #[test]
+    fn finds_a_lasting_shift_where_it_happened() {
+        let mut v = noisy(160, 100.0, 1);
+        v.extend(noisy(80, 130.0, 2));
+        let s = level_shift(&timed(v)).expect("shift");
+        assert_eq!(s.at_ms, 160 * 15_000);
+        assert!(
+            (s.before - 100.0).abs() < 0.5 && (s.after - 130.0).abs() < 0.5,
+            "{s:?}"
+        );
+        assert!(s.sigmas > 10.0);
+    }
+
+    #[test]
+    fn noise_spikes_and_short_blips_are_not_shifts() {
+        for seed in 0..30 {
+            assert_eq!(
+                level_shift(&timed(noisy(240, 50.0, seed))),
+                None,
+                "seed {seed}"
+            );
+        }
+        let mut spiky = noisy(240, 50.0, 99);
+        for i in (10..240).step_by(37) {
+            spiky[i] = 500.0;
+        }
+        assert_eq!(level_shift(&timed(spiky)), None);
+        // Fifty samples high, then back: shorter than a segment.
+        let mut blip = noisy(240, 50.0, 7);
+        for x in &mut blip[150..200] {
+            *x += 40.0;
+        }
+        assert_eq!(level_shift(&timed(blip)), None);
+    }
+
+    #[test]
+    fn a_ramp_is_not_a_level_shift() {
+        // A steady climb has no level on either side; the after-segment is no steadier.
+        let ramp: Vec<f64> = (0..240).map(|i| i as f64 * 0.05).collect();
+        assert_eq!(level_shift(&timed(ramp)), None);
+    }
+}
