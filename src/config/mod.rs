@@ -236,6 +236,7 @@ pub struct DetectionConfig {
     pub seasonality: SeasonalityConfig,
     pub novelty: NoveltyConfig,
     pub forecast: ForecastConfig,
+    pub peers: PeersConfig,
 }
 
 impl Default for DetectionConfig {
@@ -257,6 +258,7 @@ impl Default for DetectionConfig {
             seasonality: SeasonalityConfig::default(),
             novelty: NoveltyConfig::default(),
             forecast: ForecastConfig::default(),
+            peers: PeersConfig::default(),
         }
     }
 }
@@ -290,6 +292,28 @@ impl DetectionConfig {
             resolve_samples: self.resolve_samples,
             resolve_ratio: self.resolve_ratio,
             alert_threshold: self.alert_threshold,
+        }
+    }
+}
+
+/// Peer-group outliers: series of one metric that share `group_by` labels are compared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeersConfig {
+    pub enabled: bool,
+    pub group_by: Vec<String>,
+    pub min_group: usize,
+    pub threshold_sigmas: f64,
+}
+
+impl Default for PeersConfig {
+    fn default() -> Self {
+        let p = crate::detect::peers::PeerParams::default();
+        Self {
+            enabled: p.enabled,
+            group_by: p.group_by,
+            min_group: p.min_group,
+            threshold_sigmas: p.threshold_sigmas,
         }
     }
 }
@@ -728,6 +752,16 @@ impl Config {
             b.lookback >= b.step,
             "prometheus.backfill.lookback",
             "must be at least one step",
+        );
+        check(
+            d.peers.min_group >= 3,
+            "anomaly_detection.peers.min_group",
+            "must be at least 3 (two series have no majority)",
+        );
+        check(
+            d.peers.threshold_sigmas.is_finite() && d.peers.threshold_sigmas > 0.0,
+            "anomaly_detection.peers.threshold_sigmas",
+            "must be a positive number",
         );
         let f = &d.forecast;
         check(

@@ -13,6 +13,7 @@ use thiserror::Error;
 use super::changepoint::Shift;
 use super::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use super::forecast::Breach;
+use super::peers::PeerDeviation;
 use super::{Channel, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +41,8 @@ pub struct Anomaly {
     pub breach: Option<Breach>,
     /// For `level_shift`: from what to what, and when.
     pub shift: Option<Shift>,
+    /// For `peer_outlier`: its level against its peers' median.
+    pub peer: Option<PeerDeviation>,
     pub series_id: String,
     pub metric: String,
     pub labels: BTreeMap<String, String>,
@@ -148,6 +151,25 @@ impl Anomaly {
                     ),
                 )
             }
+            (AnomalyKind::PeerOutlier, Some(_)) | (AnomalyKind::PeerOutlier, None)
+                if e.peer.is_some() =>
+            {
+                let (level, median, sigmas, size) = e.peer.map_or((0.0, 0.0, 0.0, 0), |p| {
+                    (p.level, p.peers_median, p.sigmas, p.group_size)
+                });
+                (
+                    format!(
+                        "{metric} is unlike its {} peers{on}",
+                        size.saturating_sub(1)
+                    ),
+                    format!(
+                        "{metric} at {} while its group's median is {} ({:.1}σ of the group's spread)",
+                        fmt_value(level),
+                        fmt_value(median),
+                        sigmas.min(999.0)
+                    ),
+                )
+            }
             _ => (
                 format!("{metric} is anomalous ({direction} expected){on}"),
                 Self::score_description(e),
@@ -163,6 +185,7 @@ impl Anomaly {
             },
             breach: e.breach,
             shift: e.shift,
+            peer: e.peer,
             series_id: crate::store::series_id(e.series_id),
             metric,
             labels: e.labels.to_map(),

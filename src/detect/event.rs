@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::changepoint::Shift;
 use super::forecast::Breach;
 use super::lifecycle::Transition;
+use super::peers::PeerDeviation;
 use super::{Score, Severity};
 use crate::store::labels::SeriesLabels;
 
@@ -35,6 +36,8 @@ pub enum AnomalyKind {
     PredictedBreach,
     /// A lasting change of level; the band adopts it.
     LevelShift,
+    /// A series unlike its peers (the other pods of its deployment).
+    PeerOutlier,
 }
 
 impl AnomalyKind {
@@ -43,6 +46,7 @@ impl AnomalyKind {
             Self::Anomaly => "anomaly",
             Self::PredictedBreach => "predicted_breach",
             Self::LevelShift => "level_shift",
+            Self::PeerOutlier => "peer_outlier",
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct AnomalyEvent {
     pub breach: Option<Breach>,
     /// For a level shift: from what to what, and when.
     pub shift: Option<Shift>,
+    /// For a peer outlier: its level against its peers'.
+    pub peer: Option<PeerDeviation>,
     pub anomaly_id: u64,
     pub series_id: u64,
     pub labels: SeriesLabels,

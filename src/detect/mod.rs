@@ -16,6 +16,7 @@ pub mod ewma;
 pub mod forecast;
 pub mod lifecycle;
 pub mod novelty;
+pub mod peers;
 pub mod rate;
 pub mod robust;
 pub mod seasonal;

@@ -165,6 +165,11 @@ fn store_options(config: &Config) -> StoreOptions {
             enabled: false,
             ..Default::default()
         },
+        // One series per store: no peers.
+        peers: crate::detect::peers::PeerParams {
+            enabled: false,
+            ..Default::default()
+        },
     }
 }
 

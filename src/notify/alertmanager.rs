@@ -24,6 +24,8 @@ pub const ALERT_NAME: &str = "SREAgentAnomaly";
 pub const PREDICTED_ALERT_NAME: &str = "SREAgentPredictedBreach";
 /// A lasting change of level (reported once, already resolved: the baseline adopted it).
 pub const LEVEL_SHIFT_ALERT_NAME: &str = "SREAgentLevelShift";
+/// A pod unlike the other pods of its deployment.
+pub const PEER_ALERT_NAME: &str = "SREAgentPeerOutlier";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PostableAlert {
@@ -56,6 +58,7 @@ pub fn alert_labels(a: &Anomaly, severity: Severity) -> BTreeMap<String, String>
         AnomalyKind::Anomaly => ALERT_NAME,
         AnomalyKind::PredictedBreach => PREDICTED_ALERT_NAME,
         AnomalyKind::LevelShift => LEVEL_SHIFT_ALERT_NAME,
+        AnomalyKind::PeerOutlier => PEER_ALERT_NAME,
     };
     labels.insert("alertname".into(), name.into());
     labels.insert("kind".into(), a.kind.as_str().into());

@@ -29,6 +29,7 @@ use crate::detect::changepoint;
 use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use crate::detect::forecast::{self, ForecastParams, ForecastState};
 use crate::detect::lifecycle::{LifecycleParams, Transition};
+use crate::detect::peers::{self, Member, PeerDeviation, PeerParams};
 use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
 use crate::ingest::{Batch, MetricType, SeriesEntry};
 
@@ -49,6 +50,7 @@ pub struct StoreOptions {
     pub lifecycle: LifecycleParams,
     pub only_catalog: bool,
     pub forecast: ForecastParams,
+    pub peers: PeerParams,
 }
 
 impl StoreOptions {
@@ -72,6 +74,12 @@ impl StoreOptions {
                     .collect(),
                 refit_ms: d.forecast.refit_interval.as_millis() as i64,
             },
+            peers: PeerParams {
+                enabled: d.peers.enabled,
+                group_by: d.peers.group_by.clone(),
+                min_group: d.peers.min_group,
+                threshold_sigmas: d.peers.threshold_sigmas,
+            },
         }
     }
 }
@@ -87,6 +95,7 @@ impl Default for StoreOptions {
             lifecycle: LifecycleParams::default(),
             only_catalog: false,
             forecast: ForecastParams::default(),
+            peers: PeerParams::default(),
         }
     }
 }
@@ -458,6 +467,7 @@ impl Store {
             anomaly_kind: AnomalyKind::Anomaly,
             breach: None,
             shift: None,
+            peer: None,
             anomaly_id,
             series_id: series.hash,
             labels: series.labels.clone(),
@@ -517,6 +527,8 @@ impl Store {
             lifecycle: Default::default(),
             last_score: Score::default(),
             forecast: None,
+            peer_anomaly: 0,
+            peer_calm: 0,
         };
         let slot = match shard.free.pop() {
             Some(slot) => {
@@ -577,6 +589,86 @@ impl Store {
                     events.push(e);
                 }
                 events.extend(self.adopt_level_shift(series, &mut scratch));
+            }
+        }
+        events.extend(self.peer_outliers());
+        events
+    }
+
+    /// Compares the series of each peer group (same metric and grouping labels) and opens or
+    /// closes `peer_outlier` anomalies. Two passes over the shards: levels out, verdicts in.
+    fn peer_outliers(&self) -> Vec<AnomalyEvent> {
+        let p = &self.options.peers;
+        if !p.enabled || p.group_by.is_empty() {
+            return Vec::new();
+        }
+        let mut groups: HashMap<u64, Vec<Member>> = HashMap::new();
+        let mut key = Vec::new();
+        for i in 0..self.shards.len() {
+            for s in self.lock(i).slots.iter().flatten() {
+                if !s.detect || s.stale || s.detector.seen < self.options.detect.warmup_samples {
+                    continue;
+                }
+                key.clear();
+                key.extend_from_slice(s.labels.metric_name().as_bytes());
+                let complete = p.group_by.iter().all(|name| match s.labels.get(name) {
+                    Some(v) => {
+                        key.push(0xff);
+                        key.extend_from_slice(v.as_bytes());
+                        true
+                    }
+                    None => false,
+                });
+                if !complete {
+                    continue;
+                }
+                let class = self.catalog.params(s.class);
+                groups
+                    .entry(xxhash_rust::xxh3::xxh3_64(&key))
+                    .or_default()
+                    .push(Member {
+                        series: s.hash,
+                        level: s.last_score.value,
+                        sigma: 1.4826 * s.detector.robust.mad,
+                        min_rel_deviation: class.min_rel_deviation,
+                        min_abs_deviation: class.min_abs_deviation,
+                    });
+            }
+        }
+        let verdicts: HashMap<u64, PeerDeviation> = groups
+            .values()
+            .flat_map(|members| peers::outliers(members, p))
+            .collect();
+        let mut events = Vec::new();
+        for i in 0..self.shards.len() {
+            for s in self.lock(i).slots.iter_mut().flatten() {
+                let verdict = verdicts.get(&s.hash).copied();
+                let (kind, id) = match (verdict, s.peer_anomaly) {
+                    (Some(_), 0) => {
+                        s.peer_anomaly = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+                        s.peer_calm = 0;
+                        (EventKind::Fired, s.peer_anomaly)
+                    }
+                    (Some(_), _) => {
+                        s.peer_calm = 0;
+                        continue;
+                    }
+                    (None, 0) => continue,
+                    (None, id) => {
+                        s.peer_calm = s.peer_calm.saturating_add(1);
+                        if s.peer_calm < 2 {
+                            continue;
+                        }
+                        s.peer_anomaly = 0;
+                        (EventKind::Resolved, id)
+                    }
+                };
+                let severity = verdict.map_or(Severity::Medium, |v| Severity::from_sigma(v.sigmas));
+                let reason = (kind == EventKind::Resolved).then_some(ResolveReason::Recovered);
+                let mut e = self.event(s, kind, id, s.last_ts, s.last_ts, severity, reason);
+                e.anomaly_kind = AnomalyKind::PeerOutlier;
+                e.peer = verdict;
+                events.push(e);
             }
         }
         events
@@ -775,6 +867,8 @@ impl Store {
             lifecycle: Default::default(),
             last_score: Score::default(),
             forecast: None,
+            peer_anomaly: 0,
+            peer_calm: 0,
         };
         let shard = &mut *shard;
         let slot = match shard.free.pop() {
@@ -1080,5 +1174,48 @@ mod tests {
                 .contains(&reported_at),
             "{reported_at}"
         );
+    }
+
+    #[test]
+    fn the_pod_unlike_its_siblings_gets_a_peer_outlier_that_resolves_when_it_rejoins() {
+        let s = store(100);
+        let mut rng = fastrand::Rng::with_seed(9);
+        let mut events = Vec::new();
+        let pods = ["p0", "p1", "p2"];
+        for i in 0..300i64 {
+            let mut ev = Vec::new();
+            for (k, pod) in pods.iter().enumerate() {
+                let hot = k == 1 && (150..200).contains(&i);
+                let v = if hot { 0.95 } else { 0.4 } + (rng.f64() - 0.5) * 0.02;
+                let labels = [
+                    ("__name__", "cpu_usage"),
+                    ("deployment", "order-service"),
+                    ("namespace", "trading"),
+                    ("pod", pod),
+                ];
+                s.apply(
+                    &mut batch(&[TimeSeries::new(&labels, &[(i * 15_000, v)])]),
+                    &mut ev,
+                );
+            }
+            if i % 4 == 3 {
+                events.extend(s.maintain(0.3).into_iter().map(|e| (i, e)));
+            }
+        }
+        let peer: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e.anomaly_kind == AnomalyKind::PeerOutlier)
+            .collect();
+        assert_eq!(peer.len(), 2, "{peer:?}");
+        let (fired_at, fired) = peer[0];
+        assert_eq!(fired.kind, EventKind::Fired);
+        assert_eq!(fired.labels.get("pod"), Some("p1"));
+        assert!((150..158).contains(fired_at), "{fired_at}");
+        let deviation = fired.peer.expect("peer details");
+        assert!((deviation.peers_median - 0.4).abs() < 0.05, "{deviation:?}");
+        assert_eq!(deviation.group_size, 3);
+        let (resolved_at, resolved) = peer[1];
+        assert_eq!(resolved.kind, EventKind::Resolved);
+        assert!((200..212).contains(resolved_at), "{resolved_at}");
     }
 }

@@ -32,6 +32,9 @@ pub struct Series {
     pub last_score: Score,
     /// Forecast and predicted breach, for catalog metrics with a breach threshold.
     pub forecast: Option<Box<ForecastState>>,
+    /// Id of the open peer_outlier anomaly (0 when none) and calm checks since it stood out.
+    pub peer_anomaly: u64,
+    pub peer_calm: u8,
 }
 
 impl Series {
