@@ -1,5 +1,6 @@
 //! Per-sample costs of the hot path: decode (RW 1.0 and 2.0), the detector update, and a full
-//! store apply (registry lookup, ring append, rate, detectors, lifecycle).
+//! store apply (registry lookup, ring append, rate, detectors, lifecycle); and, off the hot path,
+//! one upkeep cycle over 10k series (seasonality, forecast refits, level shifts, peer groups).
 //! `cargo bench --bench hot_path`; `cargo test --benches` runs each once so they never rot.
 
 use std::hint::black_box;
@@ -111,5 +112,56 @@ fn store_apply(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, detector, store_apply);
+/// A store of `n` series of `metric` (pods in deployments of 3) with a full hour of samples.
+fn filled_store(metric: &str, n: usize, options: StoreOptions) -> Store {
+    let store = Store::new(options, sre_agent::Config::default().catalog().unwrap());
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut events = Vec::new();
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("deploy-{}", i / 3), format!("pod-{i}")))
+        .collect();
+    for step in 0..240i64 {
+        for chunk in names.chunks(1000) {
+            let series: Vec<sre_agent::ingest::encode::TimeSeries> = chunk
+                .iter()
+                .map(|(d, p)| {
+                    let labels = [
+                        ("__name__", metric),
+                        ("deployment", d.as_str()),
+                        ("namespace", "bench"),
+                        ("pod", p.as_str()),
+                    ];
+                    let v = 0.5 + step as f64 * 1e-4 + rng.f64() * 0.01;
+                    sre_agent::ingest::encode::TimeSeries::new(&labels, &[(step * 15_000, v)])
+                })
+                .collect();
+            let mut batch = Batch::default();
+            encode_v1(&series, &mut batch.body);
+            decode_decompressed(Protocol::V1, &mut batch).unwrap();
+            store.apply(&mut batch, &mut events);
+        }
+    }
+    store
+}
+
+fn upkeep(c: &mut Criterion) {
+    let n = if cfg!(debug_assertions) { 300 } else { 10_000 };
+    let mut g = c.benchmark_group("upkeep");
+    g.sample_size(10);
+    // Gauges of the default class: seasonality evaluation and peer groups.
+    let plain = filled_store("queue_depth", n, StoreOptions::default());
+    g.bench_function("cycle_10k_series", |b| {
+        b.iter(|| black_box(plain.maintain(0.3)))
+    });
+    // Every series forecast and refit on every cycle (refit interval 0): the worst case.
+    let mut options = StoreOptions::default();
+    options.forecast.refit_ms = 0;
+    let forecast = filled_store("memory_usage", n, options);
+    g.bench_function("cycle_10k_series_all_refit", |b| {
+        b.iter(|| black_box(forecast.maintain(0.3)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, detector, store_apply, upkeep);
 criterion_main!(benches);

@@ -97,6 +97,35 @@ struct MatrixSeries {
     values: Vec<(f64, String)>,
 }
 
+/// One series of a `query_range` answer: sorted labels and (ms, value) samples.
+pub type FetchedSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+/// Parses a `query_range` answer (`{"status":"success","data":{"result":[…]}}`). `Err` carries
+/// Prometheus' own error text, or why the body is not such an answer.
+pub fn parse_query_range(body: &[u8]) -> Result<Vec<FetchedSeries>, String> {
+    let q: QueryResponse =
+        serde_json::from_slice(body).map_err(|e| format!("not a query_range answer ({e})"))?;
+    if q.status != "success" {
+        return Err(q.error);
+    }
+    Ok(q.data
+        .map(|d| d.result)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let mut labels: Vec<(String, String)> = s.metric.into_iter().collect();
+            labels.sort();
+            let samples = s
+                .values
+                .iter()
+                .filter(|(t, _)| t.is_finite())
+                .filter_map(|(t, v)| Some(((t * 1000.0).round() as i64, v.parse::<f64>().ok()?)))
+                .collect();
+            (labels, samples)
+        })
+        .collect())
+}
+
 /// `{__name__=~"a|b|.*_latency_p99"}` for the catalog's names (`*` is the catalog's wildcard).
 pub fn catalog_selector(config: &Config) -> Result<String, BackfillError> {
     let catalog = config
@@ -157,9 +186,7 @@ pub async fn backfill(
         let series = query_range(&http, options, selector, from, to, step_ms).await?;
         report.chunks += 1;
         let mut pending: Vec<TimeSeries> = Vec::new();
-        for s in series {
-            let mut labels: Vec<(String, String)> = s.metric.into_iter().collect();
-            labels.sort();
+        for (labels, samples) in series {
             let (hash, _) = hash_labels(
                 labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 &mut scratch,
@@ -176,11 +203,6 @@ pub async fn backfill(
             if skipped.contains(&hash) {
                 continue;
             }
-            let samples: Vec<(i64, f64)> = s
-                .values
-                .iter()
-                .filter_map(|(t, v)| Some(((t * 1000.0).round() as i64, v.parse::<f64>().ok()?)))
-                .collect();
             report.samples += samples.len() as u64;
             pending.push(TimeSeries { labels, samples });
             if pending.len() >= SERIES_PER_BATCH {
@@ -217,7 +239,7 @@ async fn query_range(
     from_ms: i64,
     to_ms: i64,
     step_ms: i64,
-) -> Result<Vec<MatrixSeries>, BackfillError> {
+) -> Result<Vec<FetchedSeries>, BackfillError> {
     let url = format!("{}/api/v1/query_range", options.url);
     let shown = redact_url(&url);
     let params = [
@@ -250,20 +272,17 @@ async fn query_range(
                 continue;
             }
         };
-        let parsed: Result<QueryResponse, _> = serde_json::from_slice(&body);
-        match parsed {
-            Ok(q) if q.status == "success" => {
-                return Ok(q.data.map(|d| d.result).unwrap_or_default());
-            }
+        match parse_query_range(&body) {
+            Ok(series) if status.is_success() => return Ok(series),
+            Ok(_) => last = format!("{status}"),
             // 4xx: the query itself is wrong; retrying will not help.
-            Ok(q) if status.is_client_error() => {
+            Err(reason) if status.is_client_error() => {
                 return Err(BackfillError::Prometheus {
                     url: shown,
-                    reason: format!("{status}: {}", q.error),
+                    reason: format!("{status}: {reason}"),
                 });
             }
-            Ok(q) => last = format!("{status}: {}", q.error),
-            Err(e) => last = format!("{status}: not a query_range answer ({e})"),
+            Err(reason) => last = format!("{status}: {reason}"),
         }
     }
     Err(BackfillError::Query {
@@ -296,6 +315,24 @@ fn form_encode(params: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_prometheus_answers_and_errors() {
+        let ok = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"a","__name__":"memory_usage"},"values":[[1700000000.5,"0.5"],[1700000015,"NaN"],[1700000030,"oops"]]}]}}"#;
+        let series = parse_query_range(ok).unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].0[0].0, "__name__", "labels sorted");
+        assert_eq!(series[0].1.len(), 2, "unparseable values are skipped");
+        assert_eq!(series[0].1[0], (1_700_000_000_500, 0.5));
+        let err = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert_eq!(parse_query_range(err).unwrap_err(), "parse error");
+        assert!(
+            parse_query_range(b"<html>")
+                .unwrap_err()
+                .contains("not a query_range")
+        );
+    }
 
     #[test]
     fn selector_covers_the_catalog_with_globs_as_regex() {
