@@ -147,6 +147,7 @@ impl Telemetry {
         out: &mut String,
         series_active: usize,
         anomalies_active: &[(&str, usize)],
+        breakdown: &std::collections::BTreeMap<(String, &'static str, &'static str), usize>,
         memory_bytes: usize,
     ) {
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
@@ -225,6 +226,17 @@ impl Telemetry {
             let _ = writeln!(
                 out,
                 "sre_agent_anomalies_active{{severity=\"{severity}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sre_agent_anomalies_firing Firing anomalies by category, kind and severity.\n# TYPE sre_agent_anomalies_firing gauge"
+        );
+        for ((category, kind, severity), n) in breakdown {
+            let category = category.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "sre_agent_anomalies_firing{{category=\"{category}\",kind=\"{kind}\",severity=\"{severity}\"}} {n}"
             );
         }
         self.write_request_duration.render(

@@ -90,3 +90,76 @@ async fn every_agent_metric_a_rule_uses_is_emitted() {
         "only {checked} agent metrics found in the rules"
     );
 }
+
+/// Agent-owned metric names in a PromQL expression (its own `sre_agent_*` and the exported
+/// anomaly and forecast series); Prometheus' own (`up`), functions and labels are not ours.
+fn agent_names_in(expr: &str) -> Vec<String> {
+    let ours = |w: &str| {
+        w.starts_with("sre_agent_")
+            || sre_agent::writeback::EXPORTED.contains(&w)
+            || sre_agent::writeback::FORECAST.contains(&w)
+            || w == sre_agent::writeback::BREACH
+    };
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| ours(w))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test]
+async fn grafana_dashboards_parse_and_use_only_emitted_metrics() {
+    let agent = Agent::start(test_config()).await;
+    let exposition = agent.metrics_text().await;
+    let families: Vec<&str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/dashboards");
+    let mut dashboards = 0;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let dash: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        assert!(
+            dash["uid"].is_string() && dash["title"].is_string(),
+            "{}",
+            path.display()
+        );
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty(), "{}", path.display());
+        let mut ids = std::collections::HashSet::new();
+        for panel in panels {
+            assert!(
+                ids.insert(panel["id"].as_i64().unwrap()),
+                "duplicate panel id"
+            );
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().expect("expr");
+                assert!(!expr.trim().is_empty());
+                for name in agent_names_in(expr) {
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s).filter(|b| families.contains(b)))
+                        .unwrap_or(&name);
+                    assert!(
+                        families.contains(&family),
+                        "{} uses {name}, which the agent does not emit",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        dashboards += 1;
+    }
+    assert!(dashboards >= 2, "dashboards found: {dashboards}");
+    assert!(checked >= 20, "only {checked} agent metric uses found");
+}

@@ -279,6 +279,7 @@ pub async fn metrics(State(p): Shared) -> Response {
         &mut out,
         p.store.series_count(),
         &active,
+        &p.book.active_breakdown(),
         p.store.memory_bytes(),
     );
     let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);

@@ -354,6 +354,18 @@ impl AnomalyBook {
         })
     }
 
+    /// Firing anomalies by (category, kind, severity), for dashboards.
+    pub fn active_breakdown(&self) -> BTreeMap<(String, &'static str, &'static str), usize> {
+        let mut out = BTreeMap::new();
+        for a in self.lock().by_id.values() {
+            if a.state == AnomalyState::Firing {
+                *out.entry((a.category.clone(), a.kind.as_str(), a.severity.as_str()))
+                    .or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     pub fn active_count(&self) -> usize {
         self.lock()
             .by_id
