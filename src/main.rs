@@ -80,6 +80,18 @@ enum Command {
     },
 }
 
+/// Loads the config, applies `--data-dir`, and creates the directory now: snapshots (and later
+/// the audit log) live there, so a bad path fails at start, not at the first write.
+fn load_with_data_dir(path: Option<&PathBuf>, data_dir: Option<PathBuf>) -> Result<Config> {
+    let mut config = load(path)?;
+    if let Some(d) = data_dir {
+        config.app.data_dir = d.display().to_string();
+    }
+    std::fs::create_dir_all(&config.app.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.app.data_dir))?;
+    Ok(config)
+}
+
 fn load(path: Option<&PathBuf>) -> Result<Config> {
     Ok(match path {
         Some(p) => Config::load(p)?,
@@ -168,12 +180,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Backfill { config, data_dir } => {
-            let mut config = load(config.as_ref())?;
-            if let Some(d) = data_dir {
-                config.app.data_dir = d.display().to_string();
-            }
-            std::fs::create_dir_all(&config.app.data_dir)
-                .with_context(|| format!("cannot create data directory {}", config.app.data_dir))?;
+            let config = load_with_data_dir(config.as_ref(), data_dir)?;
             init_logging(&config, cli.log_json);
             runtime()?.block_on(async move {
                 let pipeline = Pipeline::new(config)?;
@@ -198,13 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             data_dir,
         } => {
-            let mut config = load(config.as_ref())?;
-            if let Some(d) = data_dir {
-                config.app.data_dir = d.display().to_string();
-            }
-            // Later stages keep snapshots and the audit log here: fail now, not then.
-            std::fs::create_dir_all(&config.app.data_dir)
-                .with_context(|| format!("cannot create data directory {}", config.app.data_dir))?;
+            let config = load_with_data_dir(config.as_ref(), data_dir)?;
             init_logging(&config, cli.log_json);
             let listen = listen.unwrap_or_else(|| config.listen_addr());
             runtime()?.block_on(async move {

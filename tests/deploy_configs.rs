@@ -48,6 +48,28 @@ fn alertmanager_config_passes_amtool() {
     );
 }
 
+/// The metric families a running agent exposes on /metrics.
+async fn emitted_families() -> Vec<String> {
+    let agent = Agent::start(test_config()).await;
+    agent
+        .metrics_text()
+        .await
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether `name` is one of `families` (a histogram's `_bucket`/`_sum`/`_count` included).
+fn is_emitted(families: &[String], name: &str) -> bool {
+    let base = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .filter(|b| families.iter().any(|f| f == b));
+    families.iter().any(|f| f == base.unwrap_or(name))
+}
+
 /// Metric names in rule text that the agent is responsible for emitting.
 fn agent_metrics_used(text: &str) -> Vec<String> {
     let mut names: Vec<String> = text
@@ -62,24 +84,14 @@ fn agent_metrics_used(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_agent_metric_a_rule_uses_is_emitted() {
-    let agent = Agent::start(test_config()).await;
-    let exposition = agent.metrics_text().await;
-    let families: Vec<&str> = exposition
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .collect();
+    let families = emitted_families().await;
     let mut checked = 0;
     for file in RULE_FILES {
         let text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
         for name in agent_metrics_used(&text) {
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|base| families.contains(base)))
-                .unwrap_or(&name);
             assert!(
-                families.contains(&family),
+                is_emitted(&families, &name),
                 "{file} uses {name}, which the agent does not emit"
             );
             checked += 1;
@@ -108,13 +120,7 @@ fn agent_names_in(expr: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn grafana_dashboards_parse_and_use_only_emitted_metrics() {
-    let agent = Agent::start(test_config()).await;
-    let exposition = agent.metrics_text().await;
-    let families: Vec<&str> = exposition
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .collect();
+    let families = emitted_families().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/dashboards");
     let mut dashboards = 0;
     let mut checked = 0;
@@ -145,12 +151,8 @@ async fn grafana_dashboards_parse_and_use_only_emitted_metrics() {
                 let expr = t["expr"].as_str().expect("expr");
                 assert!(!expr.trim().is_empty());
                 for name in agent_names_in(expr) {
-                    let family = ["_bucket", "_sum", "_count"]
-                        .iter()
-                        .find_map(|s| name.strip_suffix(s).filter(|b| families.contains(b)))
-                        .unwrap_or(&name);
                     assert!(
-                        families.contains(&family),
+                        is_emitted(&families, &name),
                         "{} uses {name}, which the agent does not emit",
                         path.display()
                     );

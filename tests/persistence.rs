@@ -5,8 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Agent, ChildGuard, free_port, scratch_dir, spike_series, test_config, wait_until};
-use sre_agent::ingest::encode::{compress, encode_v1};
+use common::{
+    Agent, ChildGuard, free_port, remote_write_request, scratch_dir, spike_series, test_config,
+    wait_ready, wait_until,
+};
 
 const LABELS: &[(&str, &str)] = &[("__name__", "queue_depth"), ("pod", "p1")];
 
@@ -40,24 +42,17 @@ async fn baselines_survive_a_restart_and_move_by_export_and_import() {
     let client = reqwest::Client::new();
     let port = free_port();
     let mut agent = start(&dir, port);
-    let up = wait_until(Duration::from_secs(20), || async {
-        client
-            .get(format!("http://127.0.0.1:{port}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
+    let up = wait_ready(
+        &client,
+        &format!("http://127.0.0.1:{port}/ready"),
+        Duration::from_secs(20),
+    )
     .await;
     assert!(up, "agent did not start");
 
     let series = spike_series(LABELS, 1_700_000_000_000, 200, usize::MAX);
-    let mut raw = Vec::new();
-    encode_v1(&series, &mut raw);
-    let resp = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/write"))
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .body(compress(&raw).unwrap())
+    let write = format!("http://127.0.0.1:{port}/api/v1/write");
+    let resp = remote_write_request(&client, &write, &series)
         .send()
         .await
         .unwrap();

@@ -56,14 +56,8 @@ async fn alertmanager_receives_firing_then_resolved() {
         dir.join("am.log"),
     );
     let client = reqwest::Client::new();
-    let up = wait_until(Duration::from_secs(20), || async {
-        client
-            .get(format!("http://127.0.0.1:{port}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    let up = wait_ready(&client, &ready, Duration::from_secs(20)).await;
     assert!(up, "alertmanager did not start: {}", program.log_text());
 
     let mut config = test_config();

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sre_agent::ingest::encode::{TimeSeries, compress, encode_v1};
+use sre_agent::ingest::encode::TimeSeries;
 
 const LABELS: &[(&str, &str)] = &[
     ("__name__", "memory_usage"),
@@ -40,14 +40,8 @@ async fn warm_start_trains_baselines_from_prometheus_history() {
         dir.join("prometheus.log"),
     );
     let client = reqwest::Client::new();
-    let up = wait_until(Duration::from_secs(30), || async {
-        client
-            .get(format!("http://127.0.0.1:{port}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    let up = wait_ready(&client, &ready, Duration::from_secs(30)).await;
     assert!(up, "Prometheus did not start:\n{}", program.log_text());
 
     // Three hours of history at 15 s, in order, 240 samples per request.
@@ -57,15 +51,9 @@ async fn warm_start_trains_baselines_from_prometheus_history() {
     let history: Vec<(i64, f64)> = (0..720)
         .map(|i| (start + i * 15_000, 0.6 + (rng.f64() - 0.5) * 0.02))
         .collect();
+    let write = format!("http://127.0.0.1:{port}/api/v1/write");
     for part in history.chunks(240) {
-        let mut raw = Vec::new();
-        encode_v1(&[TimeSeries::new(LABELS, part)], &mut raw);
-        let resp = client
-            .post(format!("http://127.0.0.1:{port}/api/v1/write"))
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "snappy")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(compress(&raw).unwrap())
+        let resp = remote_write_request(&client, &write, &[TimeSeries::new(LABELS, part)])
             .send()
             .await
             .unwrap();

@@ -150,6 +150,24 @@ struct Shard {
     free: Vec<u32>,
 }
 
+impl Shard {
+    /// Puts a new series in a free slot (or a new one) and indexes it.
+    fn insert(&mut self, hash: u64, series: Series) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                self.slots.push(Some(series));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(hash, slot);
+        slot
+    }
+}
+
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     mask: u64,
@@ -508,40 +526,15 @@ impl Store {
                 true,
             ));
         }
-        let name = labels.metric_name();
-        let class = self.catalog.classify(name, labels.iter());
-        let detect = !self.options.only_catalog || class != NO_CLASS;
-        let series = Series {
-            hash: entry.hash,
-            hash_check: entry.hash_check,
-            cumulative: self.is_cumulative(name, entry.metric_type),
-            detector: DetectorState::new(&self.options.detect, self.catalog.seasonal(class)),
+        let series = self.new_series(
+            entry.hash,
+            entry.hash_check,
             labels,
-            class,
-            detect,
-            stale: false,
-            last_seen: now,
-            last_ts: i64::MIN,
-            ring: Default::default(),
-            rate: Default::default(),
-            lifecycle: Default::default(),
-            last_score: Score::default(),
-            forecast: None,
-            peer_anomaly: 0,
-            peer_calm: 0,
-        };
-        let slot = match shard.free.pop() {
-            Some(slot) => {
-                shard.slots[slot as usize] = Some(series);
-                slot
-            }
-            None => {
-                shard.slots.push(Some(series));
-                (shard.slots.len() - 1) as u32
-            }
-        };
-        shard.index.insert(entry.hash, slot);
-        Ok(slot)
+            entry.metric_type,
+            None,
+            now,
+        );
+        Ok(shard.insert(entry.hash, series))
     }
 
     /// Periodic upkeep off the hot path: evicts idle series and re-evaluates seasonal profiles.
@@ -825,6 +818,41 @@ impl Store {
         }
     }
 
+    /// A new series, classified by the catalog; with `detector` when one was learned elsewhere.
+    fn new_series(
+        &self,
+        hash: u64,
+        hash_check: u64,
+        labels: SeriesLabels,
+        metric_type: MetricType,
+        detector: Option<DetectorState>,
+        now: u32,
+    ) -> Series {
+        let name = labels.metric_name();
+        let class = self.catalog.classify(name, labels.iter());
+        Series {
+            hash,
+            hash_check,
+            cumulative: self.is_cumulative(name, metric_type),
+            detector: detector.unwrap_or_else(|| {
+                DetectorState::new(&self.options.detect, self.catalog.seasonal(class))
+            }),
+            class,
+            detect: !self.options.only_catalog || class != NO_CLASS,
+            labels,
+            stale: false,
+            last_seen: now,
+            last_ts: i64::MIN,
+            ring: Default::default(),
+            rate: Default::default(),
+            lifecycle: Default::default(),
+            last_score: Score::default(),
+            forecast: None,
+            peer_anomaly: 0,
+            peer_calm: 0,
+        }
+    }
+
     /// Gives a series a learned detector state: replaces an existing series' state (returns
     /// `Ok(false)`) or creates the series with it (`Ok(true)`).
     pub fn install_baseline(
@@ -849,39 +877,16 @@ impl Store {
             self.series_count.fetch_sub(1, Ordering::Relaxed);
             return Err(format!("series limit of {limit} reached"));
         }
-        let name = labels.metric_name();
-        let class = self.catalog.classify(name, labels.iter());
-        let series = Series {
+        let now = self.now_secs();
+        let series = self.new_series(
             hash,
             hash_check,
-            cumulative: self.is_cumulative(name, MetricType::Unknown),
-            detector,
-            class,
-            detect: !self.options.only_catalog || class != NO_CLASS,
             labels,
-            stale: false,
-            last_seen: self.now_secs(),
-            last_ts: i64::MIN,
-            ring: Default::default(),
-            rate: Default::default(),
-            lifecycle: Default::default(),
-            last_score: Score::default(),
-            forecast: None,
-            peer_anomaly: 0,
-            peer_calm: 0,
-        };
-        let shard = &mut *shard;
-        let slot = match shard.free.pop() {
-            Some(slot) => {
-                shard.slots[slot as usize] = Some(series);
-                slot
-            }
-            None => {
-                shard.slots.push(Some(series));
-                (shard.slots.len() - 1) as u32
-            }
-        };
-        shard.index.insert(hash, slot);
+            MetricType::Unknown,
+            Some(detector),
+            now,
+        );
+        shard.insert(hash, series);
         Ok(true)
     }
 

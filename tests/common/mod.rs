@@ -169,6 +169,34 @@ pub fn real_binary(names: &[&str]) -> Option<std::path::PathBuf> {
     }
 }
 
+/// Waits until `url` answers 2xx (a program's readiness endpoint).
+pub async fn wait_ready(client: &reqwest::Client, url: &str, timeout: Duration) -> bool {
+    wait_until(timeout, || async {
+        client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await
+}
+
+/// A remote-write 1.0 request as a sender makes it: snappy body, protobuf content type.
+pub fn remote_write_request(
+    client: &reqwest::Client,
+    url: &str,
+    series: &[TimeSeries],
+) -> reqwest::RequestBuilder {
+    let mut raw = Vec::new();
+    encode_v1(series, &mut raw);
+    client
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(compress(&raw).expect("snappy"))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
