@@ -6,6 +6,8 @@
 //! reported as its own anomaly kind and the band adopts the new level, so a deploy that moved a
 //! metric for good does not alert forever.
 
+use super::robust::median;
+
 /// Both sides of a split need this many samples (15 minutes at a 15 s interval): a shorter
 /// departure is an incident to page about, not a new normal.
 pub const MIN_SEGMENT: usize = 60;
@@ -77,26 +79,9 @@ pub fn level_shift(samples: &[(i64, f64)]) -> Option<Shift> {
 }
 
 fn median_mad(mut v: Vec<f64>) -> (f64, f64) {
-    let median = median(&mut v);
-    let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
-    (median, median_of(&mut dev))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    median_of(v)
-}
-
-fn median_of(v: &mut [f64]) -> f64 {
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+    let mid = median(&mut v);
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - mid).abs()).collect();
+    (mid, median(&mut dev))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+use super::robust::median;
+
 /// A pod within 10 % of its siblings' median is not "unlike" them, however quiet they are.
 const MIN_RELATIVE: f64 = 0.1;
 
@@ -58,9 +60,9 @@ pub fn outliers(members: &[Member], p: &PeerParams) -> Vec<(u64, PeerDeviation)>
     if members.len() < p.min_group.max(3) || levels.iter().any(|l| !l.is_finite()) {
         return Vec::new();
     }
-    let mid = median(levels.clone());
-    let mad = median(levels.iter().map(|l| (l - mid).abs()).collect());
-    let noise = median(members.iter().map(|m| m.sigma.max(0.0)).collect());
+    let mid = median(&mut levels.clone());
+    let mad = median(&mut levels.iter().map(|l| (l - mid).abs()).collect::<Vec<_>>());
+    let noise = median(&mut members.iter().map(|m| m.sigma.max(0.0)).collect::<Vec<_>>());
     let scale = (1.4826 * mad).max(noise).max(mid.abs() * 1e-6).max(1e-12);
     members
         .iter()
@@ -80,16 +82,6 @@ pub fn outliers(members: &[Member], p: &PeerParams) -> Vec<(u64, PeerDeviation)>
             ))
         })
         .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
 }
 
 #[cfg(test)]

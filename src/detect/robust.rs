@@ -51,6 +51,18 @@ impl RobustStats {
     }
 }
 
+/// Exact median of a batch (sorts `v` in place; 0 for an empty batch). For periodic work off
+/// the hot path; the per-sample tracker is [`RobustStats`].
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
