@@ -46,6 +46,12 @@ pub enum BuildError {
     Client(#[from] notify::http::ClientError),
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Resolved anomalies kept for the API after they end.
 const RESOLVED_HISTORY: usize = 10_000;
 /// Decode buffers larger than this are not kept in the pool, so one huge request does not pin
@@ -60,6 +66,8 @@ pub struct Pipeline {
     pub telemetry: Arc<Telemetry>,
     pub notifier: Notifier,
     pub inflight: Arc<Semaphore>,
+    /// Pull mode's targets and their health.
+    pub scrape_health: Arc<ingest::scrape::ScrapeHealth>,
     batches: Mutex<Vec<Batch>>,
     started: Instant,
     ready: AtomicBool,
@@ -76,6 +84,7 @@ impl Pipeline {
             store: Arc::new(Store::new(options, catalog)),
             book: Arc::new(AnomalyBook::new(RESOLVED_HISTORY)),
             inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
+            scrape_health: Arc::default(),
             notifier,
             telemetry,
             config,
@@ -125,8 +134,87 @@ impl Pipeline {
             )?;
             tokio::spawn(writer.run());
         }
+        self.start_scrapers()?;
         self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Pull mode: one task per configured target, each scraping at its interval (first scrape
+    /// offset within the interval by a hash of the target, as Prometheus spreads its load) and
+    /// feeding the store exactly as a remote-write request does.
+    fn start_scrapers(self: &Arc<Self>) -> Result<(), BuildError> {
+        let defaults = &self.config.scrape;
+        if defaults.targets.is_empty() {
+            return Ok(());
+        }
+        // Per-request timeouts apply; the client's own is only a backstop.
+        let http = notify::http::client(Duration::from_secs(600))?;
+        for target in &defaults.targets {
+            let mut scrape = ingest::scrape::TargetScrape::new(target, defaults);
+            self.scrape_health.register(&scrape);
+            tracing::info!(job = %scrape.job, instance = %scrape.instance, url = %scrape.shown_url, interval = ?scrape.interval, "scraping target");
+            let (p, http, max_bytes) = (self.clone(), http.clone(), defaults.max_body_bytes);
+            let offset_ms =
+                xxhash_rust::xxh3::xxh3_64(format!("{}{}", scrape.job, scrape.url).as_bytes())
+                    % (scrape.interval.as_millis().max(1) as u64);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(offset_ms)).await;
+                let mut tick = tokio::time::interval(scrape.interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    let ts_ms = unix_ms();
+                    let started = Instant::now();
+                    let answer = ingest::scrape::fetch(&http, &scrape, max_bytes).await;
+                    let took = started.elapsed();
+                    let outcome =
+                        scrape.build(answer.as_deref().map_err(Clone::clone), ts_ms, took);
+                    if let Some(e) = &outcome.error {
+                        tracing::warn!(job = %scrape.job, instance = %scrape.instance, error = %e, "scrape failed");
+                    }
+                    let stats = p.apply_batch(scrape.batch());
+                    p.telemetry
+                        .samples_scraped
+                        .fetch_add(outcome.samples as u64, Ordering::Relaxed);
+                    if let Some(reason) = &stats.first_refusal {
+                        tracing::warn!(job = %scrape.job, instance = %scrape.instance, refused = stats.refused(), first_reason = %reason, "scraped samples refused by the store");
+                    }
+                    p.scrape_health.record(&scrape, ts_ms, took, &outcome);
+                    scrape.finish();
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores and judges a decoded batch (remote write or scrape): counters, store, anomaly
+    /// events. Synchronous and lock-free apart from the store's shard locks.
+    pub fn apply_batch(&self, batch: &mut Batch) -> store::ApplyStats {
+        use telemetry::RejectReason;
+        let t = &self.telemetry;
+        t.histograms_received
+            .fetch_add(batch.histograms, Ordering::Relaxed);
+        t.exemplars_received
+            .fetch_add(batch.exemplars, Ordering::Relaxed);
+        t.metadata_received
+            .fetch_add(batch.metadata.len() as u64, Ordering::Relaxed);
+        t.reject(RejectReason::NativeHistogramUnsupported, batch.histograms);
+        self.store.record_metadata(batch);
+        let detect_started = Instant::now();
+        let mut events = Vec::new();
+        let stats = self.store.apply(batch, &mut events);
+        t.detection_duration
+            .observe(detect_started.elapsed().as_secs_f64());
+        t.reject(RejectReason::Duplicate, stats.duplicates);
+        t.reject(RejectReason::OutOfOrder, stats.out_of_order);
+        t.reject(RejectReason::SeriesLimit, stats.refused_series_limit);
+        t.reject(RejectReason::InvalidLabels, stats.refused_invalid_labels);
+        t.series_created
+            .fetch_add(stats.new_series, Ordering::Relaxed);
+        t.samples_detected
+            .fetch_add(stats.detected, Ordering::Relaxed);
+        self.handle_events(events);
+        stats
     }
 
     /// Runs the periodic upkeep now, on this thread (the simulator drives it in simulated time).

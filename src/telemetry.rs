@@ -80,6 +80,9 @@ impl Histogram {
 #[derive(Default)]
 pub struct Telemetry {
     pub samples_received: AtomicU64,
+    /// Samples from pull-mode scrapes (kept apart so remote-write counts stay comparable with
+    /// what senders report).
+    pub samples_scraped: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     pub histograms_received: AtomicU64,
     pub exemplars_received: AtomicU64,
@@ -161,6 +164,12 @@ impl Telemetry {
             "sre_agent_samples_received_total",
             "Samples in accepted write requests, staleness markers included.",
             self.samples_received.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "sre_agent_samples_scraped_total",
+            "Samples from pull-mode scrapes of configured targets.",
+            self.samples_scraped.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

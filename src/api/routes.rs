@@ -50,7 +50,7 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
         "series_memory_bytes": p.store.memory_bytes(),
         "samples_received": t.samples_received.load(std::sync::atomic::Ordering::Relaxed),
         "samples_detected": t.samples_detected.load(std::sync::atomic::Ordering::Relaxed),
-        "ingest": {"remote_write": "/api/v1/write", "protocols": ["prometheus.WriteRequest", "io.prometheus.write.v2.Request"], "auth": c.ingest.auth.enabled()},
+        "ingest": {"remote_write": "/api/v1/write", "protocols": ["prometheus.WriteRequest", "io.prometheus.write.v2.Request"], "auth": c.ingest.auth.enabled(), "scrape_targets": c.scrape.targets.len()},
         "outputs": {
             "webhook": !c.notification.webhook.url.is_empty(),
             "alertmanager": !c.notification.alertmanager.url.is_empty(),
@@ -58,6 +58,12 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
         },
         "metrics_collector_connected": t.samples_received.load(std::sync::atomic::Ordering::Relaxed) > 0,
     }))
+}
+
+/// Pull mode's targets with their health, like Prometheus' `/api/v1/targets`.
+pub async fn targets(State(p): Shared) -> Json<serde_json::Value> {
+    let targets = p.scrape_health.snapshot();
+    Json(json!({"count": targets.len(), "targets": targets}))
 }
 
 pub async fn catalog(State(p): Shared) -> Json<serde_json::Value> {
@@ -282,6 +288,7 @@ pub async fn metrics(State(p): Shared) -> Response {
         &p.book.active_breakdown(),
         p.store.memory_bytes(),
     );
+    p.scrape_health.render(&mut out);
     let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);
     crate::writeback::render(&mut out, &exported);
     (

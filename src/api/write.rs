@@ -19,7 +19,6 @@ use super::auth::write_allowed;
 use super::error::ApiError;
 use crate::Pipeline;
 use crate::ingest::{Protocol, decode_request, snappy};
-use crate::telemetry::RejectReason;
 
 pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
 pub const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
@@ -200,31 +199,8 @@ async fn process(
     let t = &p.telemetry;
     t.samples_received
         .fetch_add(received, std::sync::atomic::Ordering::Relaxed);
-    t.histograms_received
-        .fetch_add(batch.histograms, std::sync::atomic::Ordering::Relaxed);
-    t.exemplars_received
-        .fetch_add(batch.exemplars, std::sync::atomic::Ordering::Relaxed);
-    t.metadata_received.fetch_add(
-        batch.metadata.len() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    t.reject(RejectReason::NativeHistogramUnsupported, batch.histograms);
-    p.store.record_metadata(&batch);
-    let detect_started = Instant::now();
-    let mut events = Vec::new();
-    let stats = p.store.apply(&mut batch, &mut events);
-    t.detection_duration
-        .observe(detect_started.elapsed().as_secs_f64());
+    let stats = p.apply_batch(&mut batch);
     p.return_batch(batch);
-    t.reject(RejectReason::Duplicate, stats.duplicates);
-    t.reject(RejectReason::OutOfOrder, stats.out_of_order);
-    t.reject(RejectReason::SeriesLimit, stats.refused_series_limit);
-    t.reject(RejectReason::InvalidLabels, stats.refused_invalid_labels);
-    t.series_created
-        .fetch_add(stats.new_series, std::sync::atomic::Ordering::Relaxed);
-    t.samples_detected
-        .fetch_add(stats.detected, std::sync::atomic::Ordering::Relaxed);
-    p.handle_events(events);
 
     let written = Written {
         samples: stats.applied,

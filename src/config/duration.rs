@@ -49,3 +49,29 @@ pub mod list {
         seq.end()
     }
 }
+
+/// An optional duration (absent or null = use the section's default).
+pub mod option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                humantime::parse_duration(text.trim()).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid duration {text:?}: {e} (examples: 30s, 15m, 1h)"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod duration;
 pub mod env;
+pub mod scrape;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use catalog::{Catalog, CatalogFile};
+pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
 
 use crate::detect::DetectParams;
@@ -53,6 +55,8 @@ pub struct Config {
     pub anomaly_detection: DetectionConfig,
     pub notification: NotificationConfig,
     pub writeback: WritebackConfig,
+    /// Pull mode: exporters scraped directly into the same pipeline as remote write.
+    pub scrape: ScrapeConfig,
     /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub catalog_file: String,
@@ -76,6 +80,7 @@ impl Default for Config {
             anomaly_detection: DetectionConfig::default(),
             notification: NotificationConfig::default(),
             writeback: WritebackConfig::default(),
+            scrape: ScrapeConfig::default(),
             catalog_file: String::new(),
             prometheus: PrometheusConfig::default(),
             loki: LokiConfig::default(),
@@ -870,6 +875,7 @@ impl Config {
             "writeback.queue_size",
             "must be at least 1",
         );
+        p.extend(self.scrape.problems());
         p
     }
 

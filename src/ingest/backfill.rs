@@ -18,7 +18,7 @@ use super::batch::hash_labels;
 use super::encode::{TimeSeries, encode_v1};
 use super::{Batch, remote_write_v1};
 use crate::config::Config;
-use crate::notify::http::{backoff, client, redact_url};
+use crate::notify::http::{backoff, client, form_encode, redact_url};
 use crate::store::Store;
 
 /// Series per remote-write request built from a chunk.
@@ -290,26 +290,6 @@ async fn query_range(
         attempts: options.retries + 1,
         reason: last,
     })
-}
-
-/// `application/x-www-form-urlencoded` (the selector holds `{`, `"`, `|`, `=`, `~`).
-fn form_encode(params: &[(&str, String)]) -> String {
-    let encode = |s: &str| {
-        let mut out = String::with_capacity(s.len() * 3);
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    };
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]

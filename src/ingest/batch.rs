@@ -148,6 +148,42 @@ impl Batch {
         self.samples.len()
     }
 
+    /// Appends a series with one sample, copying its labels into the body (sorted here).
+    pub fn push_series(&mut self, labels: &[(&str, &str)], sample: (i64, f64), t: MetricType) {
+        let pairs: Vec<(&[u8], &[u8])> = labels
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        self.push_series_bytes(&pairs, sample, t);
+    }
+
+    /// [`Batch::push_series`] for labels as bytes.
+    pub fn push_series_bytes(
+        &mut self,
+        labels: &[(&[u8], &[u8])],
+        sample: (i64, f64),
+        metric_type: MetricType,
+    ) {
+        let mut body = std::mem::take(&mut self.body);
+        let label_start = self.labels.len();
+        let sample_start = self.samples.len();
+        let mut sorted: Vec<&(&[u8], &[u8])> = labels.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, value) in sorted {
+            let n = body.len();
+            body.extend_from_slice(name);
+            let v = body.len();
+            body.extend_from_slice(value);
+            self.labels.push(LabelSpan {
+                name: Span::new(n, v),
+                value: Span::new(v, body.len()),
+            });
+        }
+        self.samples.push(sample);
+        self.finish_series(&body, label_start, sample_start, metric_type, 0);
+        self.body = body;
+    }
+
     /// Closes the series whose labels and samples were pushed since `label_start` and
     /// `sample_start`: hashes its label set (spans into `body`) and records it.
     pub(crate) fn finish_series(

@@ -8,9 +8,11 @@
 pub mod backfill;
 pub mod batch;
 pub mod encode;
+pub mod exposition;
 pub mod remote_write_v1;
 pub mod remote_write_v2;
 pub mod replay;
+pub mod scrape;
 pub mod snappy;
 pub mod wire;
 

@@ -42,6 +42,27 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << attempt.min(7))).min(Duration::from_secs(30))
 }
 
+/// `application/x-www-form-urlencoded`, for PromQL and LogQL queries (they hold `{`, `"`, `|`,
+/// `=`, `~`).
+pub fn form_encode(params: &[(&str, String)]) -> String {
+    let encode = |s: &str| {
+        let mut out = String::with_capacity(s.len() * 3);
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

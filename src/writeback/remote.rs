@@ -3,8 +3,12 @@
 //! A batch that fails with a retryable error stays at the head of the queue and is retried with
 //! backoff; when the queue is full the oldest batch is dropped and counted, since a newer
 //! snapshot of the same series supersedes it.
+//!
+//! A series is sent again only when its source has a newer sample: a receiving Prometheus
+//! refuses (and rolls back) a whole request holding a second, different value at a timestamp it
+//! already has, which a score re-evaluated at upkeep would otherwise produce.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +24,30 @@ pub struct RemoteWriter {
     store: Arc<Store>,
     telemetry: Arc<Telemetry>,
     queue: VecDeque<Vec<u8>>,
+    sent: LastSent,
+}
+
+/// The newest source timestamp written per exported series (keyed by a hash of its labels).
+#[derive(Default)]
+pub struct LastSent(HashMap<u64, i64>);
+
+impl LastSent {
+    /// Keeps the series whose timestamp is newer than the one last sent, and forgets series
+    /// no longer exported so the map stays as large as one export.
+    pub fn fresh(&mut self, series: Vec<super::ExportSeries>) -> Vec<super::ExportSeries> {
+        let mut seen = HashMap::with_capacity(series.len());
+        let mut out = Vec::with_capacity(series.len());
+        for s in series {
+            let key = xxhash_rust::xxh3::xxh3_64(format!("{:?}", s.labels).as_bytes());
+            let before = self.0.get(&key).copied().unwrap_or(i64::MIN);
+            seen.insert(key, before.max(s.timestamp_ms));
+            if s.timestamp_ms > before {
+                out.push(s);
+            }
+        }
+        self.0 = seen;
+        out
+    }
 }
 
 impl RemoteWriter {
@@ -34,6 +62,7 @@ impl RemoteWriter {
             store,
             telemetry,
             queue: VecDeque::new(),
+            sent: LastSent::default(),
         })
     }
 
@@ -43,7 +72,9 @@ impl RemoteWriter {
         let mut raw = Vec::new();
         loop {
             tick.tick().await;
-            let series = super::collect(&self.store, self.config.export_all);
+            let series = self
+                .sent
+                .fresh(super::collect(&self.store, self.config.export_all));
             if !series.is_empty() {
                 encode_v1(&super::to_timeseries(&series), &mut raw);
                 match compress(&raw) {
@@ -109,5 +140,34 @@ impl RemoteWriter {
             }
             self.queue.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writeback::ExportSeries;
+
+    fn export(pod: &str, ts: i64) -> ExportSeries {
+        ExportSeries {
+            labels: vec![("pod".into(), pod.into())],
+            timestamp_ms: ts,
+            values: [0.5, 1.0, 0.9, 1.1],
+            forecast: Vec::new(),
+            breach_in_seconds: None,
+        }
+    }
+
+    #[test]
+    fn only_series_with_a_newer_sample_are_sent_again() {
+        let mut sent = LastSent::default();
+        assert_eq!(sent.fresh(vec![export("a", 10), export("b", 10)]).len(), 2);
+        let again = sent.fresh(vec![export("a", 10), export("b", 20)]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].labels[0].1, "b");
+        // A series that left the export and comes back is sent, but never an older sample.
+        assert!(sent.fresh(vec![export("b", 20)]).is_empty());
+        assert_eq!(sent.fresh(vec![export("a", 10)]).len(), 1);
+        assert!(sent.fresh(vec![export("a", 5)]).is_empty());
     }
 }
