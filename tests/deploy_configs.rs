@@ -31,10 +31,12 @@ fn check(tool: &[&str], args: &[&str]) {
 
 #[test]
 fn prometheus_config_and_rules_pass_promtool() {
-    check(
-        &["promtool"],
-        &["check", "config", "deploy/prometheus/prometheus.yml"],
-    );
+    for config in [
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/prometheus-sharded.yml",
+    ] {
+        check(&["promtool"], &["check", "config", config]);
+    }
     let mut args = vec!["check", "rules"];
     args.extend(RULE_FILES);
     check(&["promtool"], &args);
