@@ -189,6 +189,48 @@ async fn invalid_labels_get_400_and_the_rest_is_applied() {
 }
 
 #[tokio::test]
+async fn empty_duplicate_and_invalid_label_names_get_400_with_the_reason() {
+    let agent = Agent::start(test_config()).await;
+    for (labels, reason) in [
+        (vec![("", "x"), ("__name__", "m")], "empty label name"),
+        (
+            vec![("__name__", "m"), ("a", "1"), ("a", "2")],
+            "sorted or duplicated",
+        ),
+        (
+            vec![("__name__", "m"), ("bad-name", "1")],
+            "invalid label name",
+        ),
+        (vec![("job", "x")], "no __name__"),
+    ] {
+        let bad = TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            samples: vec![(1, 1.0)],
+        };
+        for v2 in [false, true] {
+            let r = if v2 {
+                agent.write_v2(std::slice::from_ref(&bad)).await
+            } else {
+                agent.write_v1(std::slice::from_ref(&bad)).await
+            };
+            if v2 {
+                assert_eq!(
+                    r.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+                    "0"
+                );
+            }
+            let (code, msg) = error_of(r).await;
+            assert_eq!(code, 400, "{labels:?}");
+            assert!(msg.contains(reason), "{labels:?}: {msg}");
+        }
+    }
+    assert_eq!(agent.pipeline.store.series_count(), 0);
+}
+
+#[tokio::test]
 async fn oversized_bodies_get_413() {
     let mut config = test_config();
     config.ingest.max_body_bytes = 4096;
