@@ -15,6 +15,7 @@
 pub mod api;
 pub mod config;
 pub mod detect;
+pub mod incident;
 pub mod ingest;
 pub mod notify;
 pub mod sim;
@@ -66,6 +67,11 @@ pub struct Pipeline {
     pub telemetry: Arc<Telemetry>,
     pub notifier: Notifier,
     pub inflight: Arc<Semaphore>,
+    /// Anomalies grouped into incidents.
+    pub incidents: Arc<incident::IncidentBook>,
+    /// Newest sample time seen (ms), the incidents' clock: sample time, so the simulator and
+    /// replays age incidents as live traffic does.
+    sample_clock: std::sync::atomic::AtomicI64,
     /// Pull mode's targets and their health.
     pub scrape_health: Arc<ingest::scrape::ScrapeHealth>,
     batches: Mutex<Vec<Batch>>,
@@ -85,6 +91,8 @@ impl Pipeline {
             book: Arc::new(AnomalyBook::new(RESOLVED_HISTORY)),
             inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
             scrape_health: Arc::default(),
+            incidents: Arc::new(incident::IncidentBook::new(config.incidents.params())),
+            sample_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
             notifier,
             telemetry,
             config,
@@ -111,6 +119,7 @@ impl Pipeline {
                     .await
                     .unwrap_or_default();
                 p.handle_events(events);
+                p.incidents.tick(p.sample_clock.load(Ordering::Relaxed));
             }
         });
         if let Some(dir) = self.snapshot_dir() {
@@ -200,6 +209,11 @@ impl Pipeline {
             .fetch_add(batch.metadata.len() as u64, Ordering::Relaxed);
         t.reject(RejectReason::NativeHistogramUnsupported, batch.histograms);
         self.store.record_metadata(batch);
+        if let Some(&(ts, _)) = batch.samples.last() {
+            // A sender's clock far in the future must not age every incident at once.
+            self.sample_clock
+                .fetch_max(ts.min(unix_ms() + 300_000), Ordering::Relaxed);
+        }
         let detect_started = Instant::now();
         let mut events = Vec::new();
         let stats = self.store.apply(batch, &mut events);
@@ -222,6 +236,8 @@ impl Pipeline {
         let min_strength = self.config.anomaly_detection.seasonality.min_strength;
         let events = self.store.maintain(min_strength);
         self.handle_events(events);
+        self.incidents
+            .tick(self.sample_clock.load(Ordering::Relaxed));
     }
 
     /// Trains the baselines on Prometheus history (see [`ingest::backfill`]). Call before the
@@ -309,7 +325,13 @@ impl Pipeline {
                         .map(|a| a.severity)
                 })
                 .flatten();
-            let anomaly = self.book.record(&e);
+            let mut anomaly = self.book.record(&e);
+            let (incident_id, change) = self.incidents.observe(&e, &anomaly);
+            self.book.set_incident(e.anomaly_id, &incident_id);
+            if change == incident::Change::Opened {
+                tracing::info!(incident = %incident_id, first = %anomaly.id, metric = %anomaly.metric, series = %e.labels.display(), "incident opened");
+            }
+            anomaly.incident_id = Some(incident_id);
             match e.kind {
                 EventKind::Fired | EventKind::Escalated => tracing::info!(
                     id = %anomaly.id, event = ?e.kind, metric = %anomaly.metric, series = %e.labels.display(),

@@ -44,6 +44,7 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": p.uptime_seconds(),
         "active_anomalies": p.book.active_count(),
+        "active_incidents": p.incidents.active_count(),
         "baselines_loaded": p.store.series_count(),
         "series_active": p.store.series_count(),
         "series_limit": c.store.max_series,
@@ -58,6 +59,43 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
         },
         "metrics_collector_connected": t.samples_received.load(std::sync::atomic::Ordering::Relaxed) > 0,
     }))
+}
+
+#[derive(Deserialize)]
+pub struct IncidentQuery {
+    state: Option<String>,
+}
+
+/// Incidents, newest first; `state` = open, mitigated or resolved (default: all).
+pub async fn incidents(
+    State(p): Shared,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::incident::IncidentState;
+    let state = match q.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("open") => Some(IncidentState::Open),
+        Some("mitigated") => Some(IncidentState::Mitigated),
+        Some("resolved") => Some(IncidentState::Resolved),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "state {other:?} is not one of open, mitigated, resolved, all"
+            )));
+        }
+    };
+    let list = p.incidents.list(state);
+    Ok(Json(json!({"count": list.len(), "incidents": list})))
+}
+
+/// One incident with its anomalies (ordered by when they began).
+pub async fn incident(
+    State(p): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<crate::incident::Incident>, ApiError> {
+    p.incidents
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no incident with id {id}")))
 }
 
 /// Pull mode's targets with their health, like Prometheus' `/api/v1/targets`.
@@ -288,6 +326,14 @@ pub async fn metrics(State(p): Shared) -> Response {
         &p.book.active_breakdown(),
         p.store.memory_bytes(),
     );
+    {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP sre_agent_incidents_active Incidents open or mitigated (not yet resolved).\n# TYPE sre_agent_incidents_active gauge\nsre_agent_incidents_active {}",
+            p.incidents.active_count()
+        );
+    }
     p.scrape_health.render(&mut out);
     let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);
     crate::writeback::render(&mut out, &exported);

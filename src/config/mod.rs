@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod duration;
 pub mod env;
+pub mod incidents;
 pub mod scrape;
 pub mod secret;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use catalog::{Catalog, CatalogFile};
+pub use incidents::IncidentsConfig;
 pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
 
@@ -57,6 +59,8 @@ pub struct Config {
     pub writeback: WritebackConfig,
     /// Pull mode: exporters scraped directly into the same pipeline as remote write.
     pub scrape: ScrapeConfig,
+    /// Grouping of anomalies into incidents.
+    pub incidents: IncidentsConfig,
     /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub catalog_file: String,
@@ -81,6 +85,7 @@ impl Default for Config {
             notification: NotificationConfig::default(),
             writeback: WritebackConfig::default(),
             scrape: ScrapeConfig::default(),
+            incidents: IncidentsConfig::default(),
             catalog_file: String::new(),
             prometheus: PrometheusConfig::default(),
             loki: LokiConfig::default(),
@@ -876,6 +881,7 @@ impl Config {
             "must be at least 1",
         );
         p.extend(self.scrape.problems());
+        p.extend(self.incidents.problems());
         p
     }
 

@@ -63,6 +63,8 @@ pub struct Anomaly {
     pub score: f64,
     pub direction: &'static str,
     pub acknowledged: Option<Acknowledgement>,
+    /// The incident it belongs to (see `crate::incident`).
+    pub incident_id: Option<String>,
     pub summary: String,
     pub description: String,
 }
@@ -94,7 +96,7 @@ fn fmt_value(v: f64) -> String {
 }
 
 impl Anomaly {
-    fn from_event(e: &AnomalyEvent) -> Self {
+    pub fn from_event(e: &AnomalyEvent) -> Self {
         let metric = e.labels.metric_name().to_string();
         let direction = if e.score.value >= e.score.expected {
             "above"
@@ -204,6 +206,7 @@ impl Anomaly {
             score: e.score.score,
             direction,
             acknowledged: None,
+            incident_id: None,
             summary,
             description,
         }
@@ -277,6 +280,7 @@ impl AnomalyBook {
                     started_at: entry.started_at.clone(),
                     fired_at: entry.fired_at.clone(),
                     acknowledged: ack,
+                    incident_id: entry.incident_id.take(),
                     ..fresh
                 };
             }
@@ -296,6 +300,15 @@ impl AnomalyBook {
             }
         }
         out
+    }
+
+    /// Files an anomaly under its incident.
+    pub fn set_incident(&self, raw_id: u64, incident_id: &str) {
+        if let Some(a) = self.lock().by_id.get_mut(&raw_id)
+            && a.incident_id.as_deref() != Some(incident_id)
+        {
+            a.incident_id = Some(incident_id.to_string());
+        }
     }
 
     pub fn list(&self, f: &AnomalyFilter) -> Vec<Anomaly> {

@@ -73,6 +73,9 @@ pub fn to_alert(a: &Anomaly, severity: Severity, ends_at: SystemTime) -> Postabl
     annotations.insert("summary".into(), a.summary.clone());
     annotations.insert("description".into(), a.description.clone());
     annotations.insert("anomaly_id".into(), a.id.clone());
+    if let Some(incident) = &a.incident_id {
+        annotations.insert("incident_id".into(), incident.clone());
+    }
     annotations.insert("current_value".into(), a.value.to_string());
     annotations.insert("expected_value".into(), a.expected.to_string());
     annotations.insert("sigma".into(), format!("{:.2}", a.sigma));

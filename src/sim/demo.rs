@@ -49,6 +49,10 @@ pub struct IncidentOutcome {
     pub detected: bool,
     pub delay_seconds: Option<f64>,
     pub first_metric: Option<String>,
+    /// The agent's incidents its symptoms were filed under (one, when grouping works).
+    pub agent_incidents: Vec<String>,
+    /// Its symptoms (anomalies related to it).
+    pub symptoms: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,8 +88,16 @@ impl DemoSummary {
         for i in &self.incidents {
             match (i.detected, i.delay_seconds, &i.first_metric) {
                 (true, Some(d), Some(m)) => out.push_str(&format!(
-                    "  [detected] {:?} on {} (root cause {}): first by {m}, {d:.0} s after it began\n",
-                    i.kind, i.target, i.root_cause
+                    "  [detected] {:?} on {} (root cause {}): first by {m}, {d:.0} s after it began; {} anomalies in {} ({})\n",
+                    i.kind,
+                    i.target,
+                    i.root_cause,
+                    i.symptoms,
+                    match i.agent_incidents.len() {
+                        1 => "one agent incident".to_string(),
+                        n => format!("{n} agent incidents"),
+                    },
+                    i.agent_incidents.join(", ")
                 )),
                 _ => out.push_str(&format!("  [MISSED]   {:?} on {} (root cause {})\n", i.kind, i.target, i.root_cause)),
             }
@@ -360,6 +372,14 @@ fn score(
             delay_seconds: first
                 .map(|(t, _)| ((t - base_ms - inc.start_ms) as f64 / 1000.0).max(0.0)),
             first_metric: first.map(|(_, a)| a.metric.clone()),
+            agent_incidents: anomalies
+                .iter()
+                .filter(|a| related(a, inc))
+                .filter_map(|a| a.incident_id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            symptoms: anomalies.iter().filter(|a| related(a, inc)).count(),
         });
     }
     let false_alarms: Vec<String> = anomalies

@@ -1,0 +1,327 @@
+//! Incidents: anomalies that share a group (by default the same namespace and service) while the
+//! group is active become one incident, so RCA, planning and paging happen once per incident
+//! rather than once per series: an alert storm is one page.
+//!
+//! Lifecycle, driven by the anomalies' own transitions: `open` while any of its anomalies
+//! fires; `mitigated` once all have resolved; `resolved` after `window` without a firing
+//! anomaly. A new anomaly of the group reopens a mitigated incident; after resolution the group
+//! starts a new one. Time is sample time (event timestamps), so replays and the simulator behave
+//! as live traffic does. Off the hot path: called with the anomaly events after the store's
+//! locks are released.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::detect::Severity;
+use crate::detect::book::{Anomaly, rfc3339_ms};
+use crate::detect::event::{AnomalyEvent, EventKind};
+
+#[derive(Debug, Clone)]
+pub struct IncidentParams {
+    /// Labels whose values define a group; series lacking all of them group by category.
+    pub group_by: Vec<String>,
+    /// Quiet time after the last anomaly resolved before the incident is resolved.
+    pub window: Duration,
+    /// Resolved incidents kept for the API.
+    pub max_resolved: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    Open,
+    Mitigated,
+    Resolved,
+}
+
+/// One anomaly as the incident lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub anomaly_id: String,
+    pub metric: String,
+    pub kind: &'static str,
+    pub labels: BTreeMap<String, String>,
+    pub severity: Severity,
+    pub started_at: String,
+    pub firing: bool,
+    /// Sample time (ms) the anomaly started, for ordering who moved first.
+    pub started_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub id: String,
+    pub state: IncidentState,
+    /// The grouping labels' values (or `category`).
+    pub group: BTreeMap<String, String>,
+    pub title: String,
+    pub severity: Severity,
+    pub categories: BTreeSet<String>,
+    pub metrics: BTreeSet<String>,
+    pub opened_at: String,
+    pub updated_at: String,
+    pub mitigated_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub anomalies_firing: usize,
+    pub anomalies: Vec<Member>,
+    #[serde(skip)]
+    raw_id: u64,
+    #[serde(skip)]
+    quiet_since_ms: Option<i64>,
+}
+
+/// What an event did to its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Opened,
+    Joined,
+    Reopened,
+    Mitigated,
+    Updated,
+}
+
+pub fn incident_id(raw: u64) -> String {
+    format!("INC-{raw:x}")
+}
+
+#[derive(Default)]
+struct Inner {
+    incidents: HashMap<u64, Incident>,
+    /// The current (not resolved) incident of each group.
+    active_by_group: HashMap<String, u64>,
+    by_anomaly: HashMap<u64, u64>,
+    resolved_order: VecDeque<u64>,
+    next: u64,
+    clock_ms: i64,
+}
+
+pub struct IncidentBook {
+    params: IncidentParams,
+    inner: Mutex<Inner>,
+}
+
+impl IncidentBook {
+    pub fn new(params: IncidentParams) -> Self {
+        Self {
+            params,
+            inner: Mutex::new(Inner {
+                next: 1,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn group_of(&self, a: &Anomaly) -> BTreeMap<String, String> {
+        let group: BTreeMap<String, String> = self
+            .params
+            .group_by
+            .iter()
+            .filter_map(|k| a.labels.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        if group.is_empty() {
+            [("category".to_string(), a.category.clone())].into()
+        } else {
+            group
+        }
+    }
+
+    /// Files an anomaly transition under its incident; returns the incident id and what changed.
+    pub fn observe(&self, e: &AnomalyEvent, a: &Anomaly) -> (String, Change) {
+        let mut inner = self.lock();
+        inner.clock_ms = inner.clock_ms.max(e.ts);
+        self.resolve_quiet(&mut inner);
+        let known = inner.by_anomaly.get(&e.anomaly_id).copied();
+        let raw = match known {
+            Some(raw) if inner.incidents.contains_key(&raw) => raw,
+            _ => {
+                let group = self.group_of(a);
+                let key = format!("{group:?}");
+                match inner.active_by_group.get(&key).copied() {
+                    Some(raw) => raw,
+                    None => {
+                        let raw = inner.next;
+                        inner.next += 1;
+                        let at = rfc3339_ms(e.ts);
+                        inner.incidents.insert(
+                            raw,
+                            Incident {
+                                id: incident_id(raw),
+                                state: IncidentState::Open,
+                                title: String::new(),
+                                group,
+                                severity: a.severity,
+                                categories: BTreeSet::new(),
+                                metrics: BTreeSet::new(),
+                                opened_at: at.clone(),
+                                updated_at: at,
+                                mitigated_at: None,
+                                resolved_at: None,
+                                anomalies_firing: 0,
+                                anomalies: Vec::new(),
+                                raw_id: raw,
+                                quiet_since_ms: None,
+                            },
+                        );
+                        inner.active_by_group.insert(key, raw);
+                        raw
+                    }
+                }
+            }
+        };
+        inner.by_anomaly.insert(e.anomaly_id, raw);
+        let Some(incident) = inner.incidents.get_mut(&raw) else {
+            return (incident_id(raw), Change::Updated);
+        };
+        let was = incident.state;
+        let firing = e.kind != EventKind::Resolved;
+        match incident.anomalies.iter_mut().find(|m| m.anomaly_id == a.id) {
+            Some(m) => {
+                m.firing = firing;
+                m.severity = a.severity;
+            }
+            None => incident.anomalies.push(Member {
+                anomaly_id: a.id.clone(),
+                metric: a.metric.clone(),
+                kind: a.kind.as_str(),
+                labels: a.labels.clone(),
+                severity: a.severity,
+                started_at: a.started_at.clone(),
+                firing,
+                started_ms: e.started_ts,
+            }),
+        }
+        incident.anomalies.sort_by_key(|m| m.started_ms);
+        incident.anomalies_firing = incident.anomalies.iter().filter(|m| m.firing).count();
+        incident.categories.insert(a.category.clone());
+        incident.metrics.insert(a.metric.clone());
+        if a.severity > incident.severity {
+            incident.severity = a.severity;
+        }
+        incident.updated_at = rfc3339_ms(e.ts);
+        incident.title = title(incident);
+        let change = if incident.anomalies_firing == 0 {
+            incident.state = IncidentState::Mitigated;
+            incident.quiet_since_ms = Some(e.ts);
+            incident.mitigated_at = Some(rfc3339_ms(e.ts));
+            if was == IncidentState::Mitigated {
+                Change::Updated
+            } else {
+                Change::Mitigated
+            }
+        } else {
+            incident.state = IncidentState::Open;
+            incident.quiet_since_ms = None;
+            incident.mitigated_at = None;
+            match (was, known.is_some()) {
+                (IncidentState::Mitigated, _) => Change::Reopened,
+                (_, false) if incident.anomalies.len() == 1 => Change::Opened,
+                (_, false) => Change::Joined,
+                _ => Change::Updated,
+            }
+        };
+        (incident.id.clone(), change)
+    }
+
+    /// Advances the clock (sample time) and resolves incidents quiet for `window`.
+    pub fn tick(&self, now_ms: i64) {
+        let mut inner = self.lock();
+        inner.clock_ms = inner.clock_ms.max(now_ms);
+        self.resolve_quiet(&mut inner);
+    }
+
+    fn resolve_quiet(&self, inner: &mut Inner) {
+        let window_ms = self.params.window.as_millis() as i64;
+        let now = inner.clock_ms;
+        let due: Vec<u64> = inner
+            .incidents
+            .values()
+            .filter(|i| {
+                i.state == IncidentState::Mitigated
+                    && i.quiet_since_ms.is_some_and(|q| now - q >= window_ms)
+            })
+            .map(|i| i.raw_id)
+            .collect();
+        for raw in due {
+            if let Some(i) = inner.incidents.get_mut(&raw) {
+                i.state = IncidentState::Resolved;
+                i.resolved_at = Some(rfc3339_ms(now));
+                let members: Vec<u64> = i
+                    .anomalies
+                    .iter()
+                    .filter_map(|m| crate::detect::book::parse_anomaly_id(&m.anomaly_id))
+                    .collect();
+                for m in members {
+                    inner.by_anomaly.remove(&m);
+                }
+            }
+            inner.active_by_group.retain(|_, r| *r != raw);
+            inner.resolved_order.push_back(raw);
+        }
+        while inner.resolved_order.len() > self.params.max_resolved {
+            if let Some(old) = inner.resolved_order.pop_front() {
+                inner.incidents.remove(&old);
+            }
+        }
+    }
+
+    /// Incidents, newest first; `state` filters.
+    pub fn list(&self, state: Option<IncidentState>) -> Vec<Incident> {
+        let inner = self.lock();
+        let mut out: Vec<Incident> = inner
+            .incidents
+            .values()
+            .filter(|i| state.is_none_or(|s| i.state == s))
+            .cloned()
+            .collect();
+        out.sort_by_key(|i| std::cmp::Reverse(i.raw_id));
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Option<Incident> {
+        let raw = u64::from_str_radix(id.strip_prefix("INC-")?, 16).ok()?;
+        self.lock().incidents.get(&raw).cloned()
+    }
+
+    /// The incident an anomaly belongs to.
+    pub fn of_anomaly(&self, anomaly_raw: u64) -> Option<String> {
+        self.lock()
+            .by_anomaly
+            .get(&anomaly_raw)
+            .map(|r| incident_id(*r))
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.lock()
+            .incidents
+            .values()
+            .filter(|i| i.state != IncidentState::Resolved)
+            .count()
+    }
+}
+
+fn title(i: &Incident) -> String {
+    let group: Vec<&str> = i.group.values().map(String::as_str).collect();
+    let metrics: Vec<&str> = i.metrics.iter().map(String::as_str).take(3).collect();
+    let more = i.metrics.len().saturating_sub(3);
+    format!(
+        "{}{} anomalous in {} ({} series)",
+        metrics.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        group.join("/"),
+        i.anomalies.len()
+    )
+}
+
+#[cfg(test)]
+mod tests;
