@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod analyze;
 pub mod api;
 pub mod config;
 pub mod detect;
@@ -45,6 +46,8 @@ pub enum BuildError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Client(#[from] notify::http::ClientError),
+    #[error(transparent)]
+    Rules(#[from] analyze::rules::RulesError),
 }
 
 fn unix_ms() -> i64 {
@@ -69,6 +72,10 @@ pub struct Pipeline {
     pub inflight: Arc<Semaphore>,
     /// Anomalies grouped into incidents.
     pub incidents: Arc<incident::IncidentBook>,
+    /// Root-cause analysis of incidents (run by a background worker).
+    pub analyzer: Arc<analyze::Analyzer>,
+    rca_queue: tokio::sync::mpsc::Sender<String>,
+    rca_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
     /// Newest sample time seen (ms), the incidents' clock: sample time, so the simulator and
     /// replays age incidents as live traffic does.
     sample_clock: std::sync::atomic::AtomicI64,
@@ -82,12 +89,38 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds the pipeline and starts its notifier workers; call inside a tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, BuildError> {
+        Self::with_event_source(config, None)
+    }
+
+    /// [`Pipeline::new`] with a source of cluster events for the RCA (the simulator's cluster
+    /// in the demo; the Kubernetes API in a deployment).
+    pub fn with_event_source(
+        config: Config,
+        events: Option<Arc<dyn analyze::events::EventSource>>,
+    ) -> Result<Arc<Self>, BuildError> {
         let catalog = config.catalog()?;
+        let rules = analyze::rules::RulesFile::load(&config.rca.rules_file)?;
         let options = StoreOptions::from_config(&config);
         let telemetry = Arc::new(Telemetry::default());
         let notifier = Notifier::start(&config.notification, telemetry.clone())?;
+        let store = Arc::new(Store::new(options, catalog));
+        let loki = if config.loki.url.is_empty() {
+            None
+        } else {
+            Some(analyze::logs::Loki::new(
+                &config.loki.url,
+                Duration::from_secs(config.loki.timeout_seconds.max(1)),
+                2000,
+            )?)
+        };
+        let analyzer =
+            analyze::Analyzer::new(config.rca.params(), rules, store.clone(), events, loki);
+        let (rca_queue, rca_receiver) = tokio::sync::mpsc::channel(config.rca.queue_size.max(1));
         Ok(Arc::new(Self {
-            store: Arc::new(Store::new(options, catalog)),
+            analyzer: Arc::new(analyzer),
+            rca_queue,
+            rca_receiver: Mutex::new(Some(rca_receiver)),
+            store,
             book: Arc::new(AnomalyBook::new(RESOLVED_HISTORY)),
             inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
             scrape_health: Arc::default(),
@@ -144,8 +177,59 @@ impl Pipeline {
             tokio::spawn(writer.run());
         }
         self.start_scrapers()?;
+        self.start_rca_worker();
         self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Analyzes incidents as they open and grow, one at a time, coalescing repeated requests.
+    fn start_rca_worker(self: &Arc<Self>) {
+        let Some(mut queue) = self
+            .rca_receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let p = self.clone();
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut ids = vec![first];
+                while let Ok(more) = queue.try_recv() {
+                    if !ids.contains(&more) {
+                        ids.push(more);
+                    }
+                }
+                for id in ids {
+                    p.analyze_incident(&id).await;
+                }
+            }
+        });
+    }
+
+    /// Runs the RCA of one incident now and stores it; returns it.
+    pub async fn analyze_incident(&self, id: &str) -> Option<analyze::Rca> {
+        let incident = self.incidents.get(id)?;
+        let now = self.sample_clock.load(Ordering::Relaxed);
+        let rca = self.analyzer.analyze(&incident, now).await;
+        // Once an old incident's samples have left the rings, a new analysis sees nothing: keep
+        // the one made while the evidence was there.
+        if rca.moved.is_empty()
+            && let Some(previous) = incident.rca.filter(|r| !r.moved.is_empty())
+        {
+            return Some(previous);
+        }
+        match rca.top() {
+            Some(top) => {
+                tracing::info!(incident = %id, cause = %top.cause, confidence = format!("{:.2}", top.confidence), root_cause = %top.root_cause, took_ms = rca.duration_ms, "root-cause analysis")
+            }
+            None => {
+                tracing::info!(incident = %id, took_ms = rca.duration_ms, "root-cause analysis found no hypothesis")
+            }
+        }
+        self.incidents.set_rca(id, rca.clone());
+        Some(rca)
     }
 
     /// Pull mode: one task per configured target, each scraping at its interval (first scrape
@@ -330,6 +414,13 @@ impl Pipeline {
             self.book.set_incident(e.anomaly_id, &incident_id);
             if change == incident::Change::Opened {
                 tracing::info!(incident = %incident_id, first = %anomaly.id, metric = %anomaly.metric, series = %e.labels.display(), "incident opened");
+            }
+            if matches!(
+                change,
+                incident::Change::Opened | incident::Change::Joined | incident::Change::Reopened
+            ) && self.rca_queue.try_send(incident_id.clone()).is_err()
+            {
+                self.telemetry.channel("rca", "dropped");
             }
             anomaly.incident_id = Some(incident_id);
             match e.kind {

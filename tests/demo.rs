@@ -43,7 +43,24 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
         "{leak:?}"
     );
     assert!(leak.delay_seconds.is_some_and(|d| d < 2400.0), "{leak:?}");
-    // Rendering names every incident and the verdict line.
+    // Root cause: the top RCA hypothesis (rules + correlation + the simulated cluster's
+    // events, no LLM) is the injected cause for at least 85 % of incidents, i.e. all four.
+    let correct = summary
+        .incidents
+        .iter()
+        .filter(|i| i.cause_correct())
+        .count();
+    assert!(
+        correct * 100 >= summary.incidents.len() * 85,
+        "{:?}",
+        summary.incidents
+    );
+    // Each injected incident is one agent incident (the leak: its prediction, then the OOM).
+    for i in &summary.incidents {
+        assert!(!i.agent_incidents.is_empty(), "{i:?}");
+    }
+    // Rendering names every incident and the verdict lines.
     let text = summary.render();
     assert!(text.contains("detected 4/4"));
+    assert!(text.contains(&format!("root cause correct {correct}/4")));
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod duration;
 pub mod env;
 pub mod incidents;
+pub mod rca;
 pub mod scrape;
 pub mod secret;
 
@@ -19,6 +20,7 @@ use thiserror::Error;
 
 pub use catalog::{Catalog, CatalogFile};
 pub use incidents::IncidentsConfig;
+pub use rca::RcaConfig;
 pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub scrape: ScrapeConfig,
     /// Grouping of anomalies into incidents.
     pub incidents: IncidentsConfig,
+    /// Root-cause analysis per incident.
+    pub rca: RcaConfig,
     /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub catalog_file: String,
@@ -86,6 +90,7 @@ impl Default for Config {
             writeback: WritebackConfig::default(),
             scrape: ScrapeConfig::default(),
             incidents: IncidentsConfig::default(),
+            rca: RcaConfig::default(),
             catalog_file: String::new(),
             prometheus: PrometheusConfig::default(),
             loki: LokiConfig::default(),
@@ -882,6 +887,7 @@ impl Config {
         );
         p.extend(self.scrape.problems());
         p.extend(self.incidents.problems());
+        p.extend(self.rca.problems());
         p
     }
 

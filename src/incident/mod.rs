@@ -67,10 +67,15 @@ pub struct Incident {
     pub resolved_at: Option<String>,
     pub anomalies_firing: usize,
     pub anomalies: Vec<Member>,
+    /// The latest root-cause analysis, once one has run.
+    pub rca: Option<crate::analyze::Rca>,
     #[serde(skip)]
     raw_id: u64,
     #[serde(skip)]
     quiet_since_ms: Option<i64>,
+    /// Sample time of its latest transition.
+    #[serde(skip)]
+    pub last_ms: i64,
 }
 
 /// What an event did to its incident.
@@ -165,8 +170,10 @@ impl IncidentBook {
                                 resolved_at: None,
                                 anomalies_firing: 0,
                                 anomalies: Vec::new(),
+                                rca: None,
                                 raw_id: raw,
                                 quiet_since_ms: None,
+                                last_ms: e.ts,
                             },
                         );
                         inner.active_by_group.insert(key, raw);
@@ -205,6 +212,7 @@ impl IncidentBook {
             incident.severity = a.severity;
         }
         incident.updated_at = rfc3339_ms(e.ts);
+        incident.last_ms = incident.last_ms.max(e.ts);
         incident.title = title(incident);
         let change = if incident.anomalies_firing == 0 {
             incident.state = IncidentState::Mitigated;
@@ -287,6 +295,19 @@ impl IncidentBook {
     pub fn get(&self, id: &str) -> Option<Incident> {
         let raw = u64::from_str_radix(id.strip_prefix("INC-")?, 16).ok()?;
         self.lock().incidents.get(&raw).cloned()
+    }
+
+    /// Stores an analysis result.
+    pub fn set_rca(&self, id: &str, rca: crate::analyze::Rca) {
+        let Some(raw) = id
+            .strip_prefix("INC-")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            return;
+        };
+        if let Some(i) = self.lock().incidents.get_mut(&raw) {
+            i.rca = Some(rca);
+        }
     }
 
     /// The incident an anomaly belongs to.

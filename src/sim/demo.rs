@@ -53,6 +53,16 @@ pub struct IncidentOutcome {
     pub agent_incidents: Vec<String>,
     /// Its symptoms (anomalies related to it).
     pub symptoms: usize,
+    /// The top RCA hypothesis (cause, confidence) of the agent incident that detected it first.
+    pub found_cause: Option<(String, f64)>,
+}
+
+impl IncidentOutcome {
+    pub fn cause_correct(&self) -> bool {
+        self.found_cause
+            .as_ref()
+            .is_some_and(|(c, _)| *c == self.root_cause)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,10 +98,13 @@ impl DemoSummary {
         for i in &self.incidents {
             match (i.detected, i.delay_seconds, &i.first_metric) {
                 (true, Some(d), Some(m)) => out.push_str(&format!(
-                    "  [detected] {:?} on {} (root cause {}): first by {m}, {d:.0} s after it began; {} anomalies in {} ({})\n",
+                    "  [detected] {:?} on {} (root cause {}): first by {m}, {d:.0} s after it began; RCA: {}; {} anomalies in {} ({})\n",
                     i.kind,
                     i.target,
                     i.root_cause,
+                    i.found_cause
+                        .as_ref()
+                        .map_or("none".to_string(), |(c, p)| format!("{c} ({p:.2})")),
                     i.symptoms,
                     match i.agent_incidents.len() {
                         1 => "one agent incident".to_string(),
@@ -117,6 +130,21 @@ impl DemoSummary {
             self.detected,
             self.incidents.len()
         ));
+        out.push_str(&format!(
+            "root cause correct {}/{} (top RCA hypothesis of the agent incident that detected it; rules + correlation + cluster events, no LLM)\n",
+            self.incidents.iter().filter(|i| i.cause_correct()).count(),
+            self.incidents.len()
+        ));
+        for i in self.incidents.iter().filter(|i| !i.cause_correct()) {
+            out.push_str(&format!(
+                "  wrong cause for {:?}: expected {}, found {}\n",
+                i.kind,
+                i.root_cause,
+                i.found_cause
+                    .as_ref()
+                    .map_or("nothing".to_string(), |(c, p)| format!("{c} ({p:.2})"))
+            ));
+        }
         out.push_str(&format!("false alarms: {}\n", self.false_alarms.len()));
         for f in &self.false_alarms {
             out.push_str(&format!("  {f}\n"));
@@ -222,7 +250,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
     let mut config = opts.config;
     config.notification.webhook.url = format!("http://{hook_addr}/hook");
     let check_every_ms = config.anomaly_detection.check_interval_seconds as i64 * 1000;
-    let pipeline = Pipeline::new(config)?;
+    // The simulated cluster's rollouts and OOM kills reach the RCA as Kubernetes events would.
+    let cluster_events = std::sync::Arc::new(crate::analyze::events::RecordedEvents::default());
+    let pipeline = Pipeline::with_event_source(config, Some(cluster_events.clone()))?;
     pipeline.start_background()?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
@@ -273,6 +303,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         }
         let offset = step as i64 * STEP_MS;
         let ts = base_ms + offset;
+        for e in scenario.cluster_events(&exchange.pods, base_ms, offset - STEP_MS, offset) {
+            cluster_events.push(e);
+        }
         let batch = exchange.step(ts, offset);
         series = series.max(batch.len());
         samples += batch.len() as u64;
@@ -289,6 +322,14 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         // outcome does not depend on the pace.
         if (step as i64 * STEP_MS) % (check_every_ms.max(STEP_MS)) == 0 {
             pipeline.upkeep();
+            // Open incidents are analyzed in simulated time too (live, the RCA worker does it
+            // as they change), so the result does not depend on how fast the demo runs.
+            for incident in pipeline
+                .incidents
+                .list(Some(crate::incident::IncidentState::Open))
+            {
+                pipeline.analyze_incident(&incident.id).await;
+            }
         }
         next += pace;
         tokio::time::sleep_until(next).await;
@@ -296,6 +337,17 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
     // Let the last notifications arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let wall_seconds = started.elapsed().as_secs_f64();
+    // A last analysis of every incident on all the evidence (the worker analyzed them as they
+    // grew, while the simulation outran it).
+    let mut causes = std::collections::HashMap::new();
+    for incident in pipeline.incidents.list(None) {
+        if let Some(rca) = pipeline.analyze_incident(&incident.id).await {
+            causes.insert(
+                incident.id.clone(),
+                rca.top().map(|h| (h.cause.clone(), h.confidence)),
+            );
+        }
+    }
 
     let anomalies = pipeline.book.list(&AnomalyFilter {
         active_only: false,
@@ -312,6 +364,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         series,
         wall_seconds,
         &received,
+        &causes,
     );
     let _ = stop_tx.send(());
     Ok(summary)
@@ -337,6 +390,7 @@ fn score(
     series: usize,
     wall_seconds: f64,
     received: &Mutex<Received>,
+    causes: &std::collections::HashMap<String, Option<(String, f64)>>,
 ) -> DemoSummary {
     // Anomalies on an incident's pods that began between its start and 10 minutes after its end
     // are its symptoms (a level shift is reported once it has lasted, but began with the
@@ -380,6 +434,10 @@ fn score(
                 .into_iter()
                 .collect(),
             symptoms: anomalies.iter().filter(|a| related(a, inc)).count(),
+            // The cause the agent gave the incident that detected it first.
+            found_cause: first
+                .and_then(|(_, a)| a.incident_id.as_ref())
+                .and_then(|id| causes.get(id).cloned().flatten()),
         });
     }
     let false_alarms: Vec<String> = anomalies

@@ -103,6 +103,78 @@ impl Scenario {
         }
     }
 
+    /// The cluster events of the scenario that happened in `(from, to]` (offsets), with their
+    /// timestamps: a rollout two minutes before the bad deploy's errors, the OOM kill that
+    /// ends the leak, and a harmless image pull elsewhere.
+    pub fn cluster_events(
+        &self,
+        pods: &[Pod],
+        base_ms: i64,
+        from: i64,
+        to: i64,
+    ) -> Vec<crate::analyze::events::ClusterEvent> {
+        use crate::analyze::events::ClusterEvent;
+        let mut out = Vec::new();
+        let mut at = |offset: i64, e: ClusterEvent| {
+            if offset > from && offset <= to {
+                out.push(ClusterEvent {
+                    ts_ms: base_ms + offset,
+                    ..e
+                });
+            }
+        };
+        for inc in &self.incidents {
+            let Some(pod) = pods.iter().find(|p| inc.affects(p)) else {
+                continue;
+            };
+            let event = |reason: &str, kind: &str, object: String, message: String| ClusterEvent {
+                namespace: pod.namespace.to_string(),
+                reason: reason.into(),
+                event_type: kind.into(),
+                object,
+                message,
+                ts_ms: 0,
+                count: 1,
+            };
+            match inc.kind {
+                IncidentKind::ErrorBurstAfterDeploy => at(
+                    inc.start_ms - 2 * MIN,
+                    event(
+                        "ScalingReplicaSet",
+                        "Normal",
+                        format!("Deployment/{}", inc.service),
+                        format!("Scaled up replica set {}-5f7c9d8b4 to 3", inc.service),
+                    ),
+                ),
+                IncidentKind::MemoryLeak => at(
+                    inc.end_ms,
+                    event(
+                        "OOMKilled",
+                        "Warning",
+                        format!("Pod/{}", pod.name),
+                        format!("Container {} was OOMKilled (limit 1Gi)", inc.service),
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(pod) = pods.iter().find(|p| p.service == "matching-engine") {
+            at(
+                30 * MIN,
+                crate::analyze::events::ClusterEvent {
+                    namespace: pod.namespace.to_string(),
+                    reason: "Pulled".into(),
+                    event_type: "Normal".into(),
+                    object: format!("Pod/{}", pod.name),
+                    message: "Container image already present on machine".into(),
+                    ts_ms: 0,
+                    count: 1,
+                },
+            );
+        }
+        out
+    }
+
     pub fn effects(&self, pod: &Pod, offset_ms: i64) -> Effects {
         let offset = offset_ms.rem_euclid(self.length_ms.max(1));
         let mut e = Effects::default();

@@ -17,6 +17,16 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Series whose labels equal all of `pairs` (any value allowed, quotes included).
+    pub fn equal<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            terms: pairs
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.to_string(), true))
+                .collect(),
+        }
+    }
+
     pub fn parse(selector: &str) -> Result<Self, MatcherError> {
         let err = |reason| MatcherError {
             selector: selector.to_string(),

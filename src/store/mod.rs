@@ -200,6 +200,14 @@ pub struct SeriesSnapshot {
     pub predicted_breach: Option<forecast::Breach>,
 }
 
+/// A series' recent samples, copied out for analysis (see [`Store::recent`]).
+#[derive(Debug, Clone)]
+pub struct RecentSeries {
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub cumulative: bool,
+    pub samples: Vec<(i64, f64)>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Baseline {
     pub id: String,
@@ -931,6 +939,26 @@ impl Store {
         self.for_each(|s| {
             if out.len() < limit && matcher.matches(&s.labels) {
                 out.push(self.snapshot(s));
+            }
+        });
+        out
+    }
+
+    /// Recent samples of matching series (at most `limit` series), for analysis off the hot
+    /// path: labels, whether the series is cumulative, and the ring's samples since `since_ms`.
+    pub fn recent(&self, matcher: &Matcher, since_ms: i64, limit: usize) -> Vec<RecentSeries> {
+        let mut out = Vec::new();
+        self.for_each(|s| {
+            if out.len() < limit && matcher.matches(&s.labels) {
+                out.push(RecentSeries {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                    cumulative: s.cumulative,
+                    samples: s.ring.samples_since(since_ms),
+                });
             }
         });
         out

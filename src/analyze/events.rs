@@ -1,0 +1,64 @@
+//! Cluster events as RCA evidence: rollouts, OOM kills, crash loops, failed scheduling, config
+//! changes in the incident's namespace. A source is anything that can list them for a time
+//! range: the Kubernetes API (`kubernetes` module), or the simulator's cluster in the demo.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClusterEvent {
+    pub namespace: String,
+    /// e.g. ScalingReplicaSet, OOMKilled, BackOff, FailedScheduling.
+    pub reason: String,
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Kind/name of the object, e.g. `Deployment/api-gateway`.
+    pub object: String,
+    pub message: String,
+    /// When it (last) happened, ms.
+    pub ts_ms: i64,
+    pub count: u32,
+}
+
+pub type EventsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<ClusterEvent>, String>> + Send + 'a>>;
+
+pub trait EventSource: Send + Sync {
+    /// Events in `namespace` that happened within `[since_ms, until_ms]`.
+    fn events<'a>(&'a self, namespace: &'a str, since_ms: i64, until_ms: i64) -> EventsFuture<'a>;
+
+    /// For the RCA's notes.
+    fn name(&self) -> &'static str;
+}
+
+/// Events recorded in memory: the simulator's cluster publishes its rollouts and OOM kills here.
+#[derive(Default)]
+pub struct RecordedEvents(Mutex<Vec<ClusterEvent>>);
+
+impl RecordedEvents {
+    pub fn push(&self, e: ClusterEvent) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
+}
+
+impl EventSource for RecordedEvents {
+    fn events<'a>(&'a self, namespace: &'a str, since_ms: i64, until_ms: i64) -> EventsFuture<'a> {
+        let found: Vec<ClusterEvent> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.namespace == namespace && (since_ms..=until_ms).contains(&e.ts_ms))
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn name(&self) -> &'static str {
+        "recorded events"
+    }
+}

@@ -1,0 +1,355 @@
+//! Root-cause analysis per incident, off the hot path and within a time budget: ranked
+//! hypotheses, each with a confidence and the evidence behind it.
+//!
+//! Evidence comes from the rings (which series of the incident's group moved, and which moved
+//! first), Kubernetes events in its namespace, and its logs in Loki; the rules of
+//! `config/rca_rules.yaml` turn evidence into causes, and the order of onsets ranks the
+//! incident's own metrics (what moved first is more likely the cause). Anything unavailable
+//! (no Loki, no event source, a timeout) is skipped and said in `notes`; the analysis never
+//! fails as a whole.
+
+pub mod events;
+pub mod facts;
+pub mod logs;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::incident::Incident;
+use crate::store::Store;
+use crate::store::matcher::Matcher;
+use events::{ClusterEvent, EventSource};
+use facts::SeriesFact;
+use logs::{LogSummary, Loki};
+use rules::{Inputs, Remediation, RulesFile};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hypothesis {
+    /// Short id of the cause (e.g. `cpu_saturation`), what playbooks match on.
+    pub cause: String,
+    pub root_cause: String,
+    /// In (0, 1); hypotheses are ranked by it.
+    pub confidence: f64,
+    /// `rule:<id>`, `correlation`, …
+    pub source: String,
+    pub evidence: Vec<String>,
+    pub remediation: Vec<Remediation>,
+}
+
+/// The result of one analysis of an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rca {
+    pub analyzed_at: String,
+    pub duration_ms: u64,
+    /// Best first.
+    pub hypotheses: Vec<Hypothesis>,
+    /// The series of the incident's group that moved, in order of onset.
+    pub moved: Vec<SeriesFact>,
+    pub events: Vec<ClusterEvent>,
+    pub logs: Option<LogSummary>,
+    /// What was skipped or failed, and why.
+    pub notes: Vec<String>,
+}
+
+impl Rca {
+    pub fn top(&self) -> Option<&Hypothesis> {
+        self.hypotheses.first()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AnalyzerParams {
+    /// Ring history before the incident used as its baseline.
+    pub lookback: Duration,
+    /// How long before the first onset events still count (a deploy minutes before errors).
+    pub events_lookback: Duration,
+    /// The whole analysis, sources included.
+    pub budget: Duration,
+    /// Series of a group read at most.
+    pub max_series: usize,
+}
+
+impl Default for AnalyzerParams {
+    fn default() -> Self {
+        Self {
+            lookback: Duration::from_secs(1800),
+            events_lookback: Duration::from_secs(900),
+            budget: Duration::from_secs(10),
+            max_series: 2000,
+        }
+    }
+}
+
+pub struct Analyzer {
+    pub params: AnalyzerParams,
+    pub rules: RulesFile,
+    store: Arc<Store>,
+    events: Option<Arc<dyn EventSource>>,
+    loki: Option<Loki>,
+}
+
+impl Analyzer {
+    pub fn new(
+        params: AnalyzerParams,
+        rules: RulesFile,
+        store: Arc<Store>,
+        events: Option<Arc<dyn EventSource>>,
+        loki: Option<Loki>,
+    ) -> Self {
+        Self {
+            params,
+            rules,
+            store,
+            events,
+            loki,
+        }
+    }
+
+    /// Analyzes an incident as it stands; `now_ms` is sample time.
+    pub async fn analyze(&self, incident: &Incident, now_ms: i64) -> Rca {
+        let started = Instant::now();
+        let mut notes = Vec::new();
+        let first_ms = incident
+            .anomalies
+            .iter()
+            .map(|m| m.started_ms)
+            .min()
+            .unwrap_or(now_ms);
+
+        // The rings: every series of the group (or, for a category group, the anomalous ones).
+        let group: Vec<(&str, &str)> = incident
+            .group
+            .iter()
+            .filter(|(k, _)| k.as_str() != "category")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let since = first_ms - self.params.lookback.as_millis() as i64;
+        let mut recent = Vec::new();
+        if group.is_empty() {
+            for m in &incident.anomalies {
+                let pairs = m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                recent.extend(self.store.recent(&Matcher::equal(pairs), since, 1));
+            }
+        } else {
+            recent = self.store.recent(
+                &Matcher::equal(group.iter().copied()),
+                since,
+                self.params.max_series,
+            );
+            if recent.len() >= self.params.max_series {
+                notes.push(format!(
+                    "series: only the first {} series of the group were read",
+                    self.params.max_series
+                ));
+            }
+        }
+        let mut starts: BTreeMap<&BTreeMap<String, String>, (i64, Vec<&'static str>)> =
+            BTreeMap::new();
+        for m in &incident.anomalies {
+            let entry = starts
+                .entry(&m.labels)
+                .or_insert((m.started_ms, Vec::new()));
+            entry.0 = entry.0.min(m.started_ms);
+            entry.1.push(m.kind);
+        }
+        // A finished incident is judged on its own time, not on what came after it.
+        let until = if incident.state == crate::incident::IncidentState::Open {
+            now_ms
+        } else {
+            incident.last_ms
+        };
+        let mut all = facts::facts(recent, first_ms, until, |labels| {
+            starts.get(labels).cloned()
+        });
+        all.sort_by_key(|f| f.onset_ms.unwrap_or(i64::MAX));
+
+        let deadline = started + self.params.budget;
+        let namespace = incident.group.get("namespace").cloned().or_else(|| {
+            incident
+                .anomalies
+                .iter()
+                .find_map(|m| m.labels.get("namespace").cloned())
+        });
+        let first_onset = all
+            .iter()
+            .filter_map(|f| f.onset_ms)
+            .min()
+            .unwrap_or(first_ms);
+        let events = match (&self.events, &namespace) {
+            (None, _) => {
+                notes.push("events: no Kubernetes event source configured; skipped".into());
+                Vec::new()
+            }
+            (Some(_), None) => {
+                notes.push("events: the incident has no namespace; skipped".into());
+                Vec::new()
+            }
+            (Some(source), Some(ns)) => {
+                let from = first_onset - self.params.events_lookback.as_millis() as i64;
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, source.events(ns, from, until)).await {
+                    Ok(Ok(found)) => relevant_events(found, incident),
+                    Ok(Err(e)) => {
+                        notes.push(format!("events ({}): {e}", source.name()));
+                        Vec::new()
+                    }
+                    Err(_) => {
+                        notes.push(format!("events ({}): time budget exhausted", source.name()));
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        let logs = match &self.loki {
+            None => {
+                notes.push("logs: LOKI_URL not set; not consulted".into());
+                None
+            }
+            Some(_) if group.is_empty() => {
+                notes.push("logs: the incident has no grouping labels to select logs by".into());
+                None
+            }
+            Some(loki) => {
+                let labels: BTreeMap<String, String> = group
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let left = deadline.saturating_duration_since(Instant::now());
+                let from = first_onset - self.params.events_lookback.as_millis() as i64;
+                match tokio::time::timeout(left, loki.summarize(&labels, from, until)).await {
+                    Ok(Ok(summary)) => Some(summary),
+                    Ok(Err(e)) => {
+                        notes.push(format!("logs: {e}"));
+                        None
+                    }
+                    Err(_) => {
+                        notes.push("logs: time budget exhausted".into());
+                        None
+                    }
+                }
+            }
+        };
+
+        let counts = logs.as_ref().map(|l| l.counts.clone()).unwrap_or_default();
+        let input = Inputs {
+            facts: &all,
+            events: &events,
+            log_counts: &counts,
+        };
+        let mut hypotheses: Vec<Hypothesis> = self
+            .rules
+            .rules
+            .iter()
+            .filter_map(|r| r.evaluate(&input))
+            .collect();
+        hypotheses.extend(first_movers(&all));
+        hypotheses.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        // One hypothesis per cause: the best-supported one.
+        let mut seen = std::collections::HashSet::new();
+        hypotheses.retain(|h| seen.insert(h.cause.clone()));
+        hypotheses.truncate(10);
+        Rca {
+            analyzed_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
+            duration_ms: started.elapsed().as_millis() as u64,
+            hypotheses,
+            moved: all
+                .into_iter()
+                .filter(|f| f.onset_ms.is_some())
+                .take(50)
+                .collect(),
+            events,
+            logs,
+            notes,
+        }
+    }
+}
+
+/// Events about the incident's own objects when it has a service (another team's rollout in
+/// the same namespace is not evidence); all of the namespace's otherwise.
+fn relevant_events(found: Vec<ClusterEvent>, incident: &Incident) -> Vec<ClusterEvent> {
+    let names: Vec<&str> = ["service", "deployment"]
+        .iter()
+        .filter_map(|k| incident.group.get(*k).map(String::as_str))
+        .chain(
+            incident
+                .anomalies
+                .iter()
+                .filter_map(|m| m.labels.get("pod").map(String::as_str)),
+        )
+        .collect();
+    if names.is_empty() {
+        return found;
+    }
+    found
+        .into_iter()
+        .filter(|e| {
+            let object = e.object.split('/').nth(1).unwrap_or(&e.object);
+            names.iter().any(|n| object.starts_with(n))
+        })
+        .collect()
+}
+
+/// The incident's own anomalous metrics, ranked by who moved first: the first mover is the
+/// likeliest cause among them ("CPU saturated, then latency rose" ranks CPU first).
+fn first_movers(all: &[SeriesFact]) -> Vec<Hypothesis> {
+    let moved: Vec<&SeriesFact> = all.iter().filter(|f| f.onset_ms.is_some()).collect();
+    let Some(first) = moved.first() else {
+        return Vec::new();
+    };
+    let first_ms = first.onset_ms.unwrap_or(0);
+    let mut out = Vec::new();
+    let mut ranked = std::collections::HashSet::new();
+    for f in moved
+        .iter()
+        .filter(|f| f.anomalous || f.onset_ms == Some(first_ms))
+    {
+        if !ranked.insert(f.metric.clone()) {
+            continue;
+        }
+        let rank = out.len() as f64;
+        let lag = f.onset_ms.unwrap_or(first_ms) - first_ms;
+        let followers: Vec<String> = moved
+            .iter()
+            .filter(|g| g.onset_ms > f.onset_ms && g.metric != f.metric)
+            .map(|g| g.metric.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        out.push(Hypothesis {
+            cause: format!("metric:{}", f.metric),
+            root_cause: if lag == 0 {
+                format!("{} on {} moved first", f.metric, rules::place(f))
+            } else {
+                format!(
+                    "{} on {} moved {} s after the first change",
+                    f.metric,
+                    rules::place(f),
+                    lag / 1000
+                )
+            },
+            confidence: (0.5 - 0.1 * rank).max(0.1),
+            source: "correlation".into(),
+            evidence: if followers.is_empty() {
+                vec![format!(
+                    "onset at {}",
+                    crate::detect::book::rfc3339_ms(f.onset_ms.unwrap_or(0))
+                )]
+            } else {
+                vec![format!(
+                    "onset at {}, before {}",
+                    crate::detect::book::rfc3339_ms(f.onset_ms.unwrap_or(0)),
+                    followers.join(", ")
+                )]
+            },
+            remediation: Vec::new(),
+        });
+        if out.len() >= 5 {
+            break;
+        }
+    }
+    out
+}
