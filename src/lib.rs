@@ -153,6 +153,7 @@ impl Pipeline {
                     .unwrap_or_default();
                 p.handle_events(events);
                 p.incidents.tick(p.sample_clock.load(Ordering::Relaxed));
+                p.notify_resolved_incidents();
             }
         });
         if let Some(dir) = self.snapshot_dir() {
@@ -216,9 +217,9 @@ impl Pipeline {
         // Once an old incident's samples have left the rings, a new analysis sees nothing: keep
         // the one made while the evidence was there.
         if rca.moved.is_empty()
-            && let Some(previous) = incident.rca.filter(|r| !r.moved.is_empty())
+            && let Some(previous) = incident.rca.as_ref().filter(|r| !r.moved.is_empty())
         {
-            return Some(previous);
+            return Some(previous.clone());
         }
         match rca.top() {
             Some(top) => {
@@ -228,7 +229,11 @@ impl Pipeline {
                 tracing::info!(incident = %id, took_ms = rca.duration_ms, "root-cause analysis found no hypothesis")
             }
         }
-        self.incidents.set_rca(id, rca.clone());
+        let changed = self.incidents.set_rca(id, rca.clone());
+        if changed && let Some(snapshot) = self.incidents.get(id) {
+            self.notifier
+                .publish_incident("incident.analyzed", snapshot);
+        }
         Some(rca)
     }
 
@@ -322,6 +327,7 @@ impl Pipeline {
         self.handle_events(events);
         self.incidents
             .tick(self.sample_clock.load(Ordering::Relaxed));
+        self.notify_resolved_incidents();
     }
 
     /// Trains the baselines on Prometheus history (see [`ingest::backfill`]). Call before the
@@ -397,6 +403,10 @@ impl Pipeline {
 
     /// Records anomaly transitions and hands them to the notifiers (never waits).
     pub fn handle_events(&self, events: Vec<AnomalyEvent>) {
+        // Incident steps of one batch are coalesced: a level shift fires and resolves at once,
+        // and an incident's page must not flap open/mitigated within one request.
+        let mut touched: Vec<(String, bool, incident::IncidentState)> = Vec::new();
+        let mut to_analyze: Vec<String> = Vec::new();
         for e in events {
             self.telemetry
                 .anomaly_events
@@ -410,17 +420,34 @@ impl Pipeline {
                 })
                 .flatten();
             let mut anomaly = self.book.record(&e);
+            let before = self
+                .incidents
+                .of_anomaly(e.anomaly_id)
+                .and_then(|id| self.incidents.get(&id))
+                .map(|i| i.state);
             let (incident_id, change) = self.incidents.observe(&e, &anomaly);
             self.book.set_incident(e.anomaly_id, &incident_id);
+            if !touched.iter().any(|(id, _, _)| *id == incident_id) {
+                let initial = match change {
+                    incident::Change::Opened => None,
+                    incident::Change::Reopened => Some(incident::IncidentState::Mitigated),
+                    _ => before.or(Some(incident::IncidentState::Open)),
+                };
+                touched.push((
+                    incident_id.clone(),
+                    initial.is_none(),
+                    initial.unwrap_or(incident::IncidentState::Open),
+                ));
+            }
             if change == incident::Change::Opened {
                 tracing::info!(incident = %incident_id, first = %anomaly.id, metric = %anomaly.metric, series = %e.labels.display(), "incident opened");
             }
             if matches!(
                 change,
                 incident::Change::Opened | incident::Change::Joined | incident::Change::Reopened
-            ) && self.rca_queue.try_send(incident_id.clone()).is_err()
+            ) && !to_analyze.contains(&incident_id)
             {
-                self.telemetry.channel("rca", "dropped");
+                to_analyze.push(incident_id.clone());
             }
             anomaly.incident_id = Some(incident_id);
             match e.kind {
@@ -435,6 +462,38 @@ impl Pipeline {
                 ),
             }
             self.notifier.publish(&e, anomaly, previous);
+        }
+        use incident::IncidentState::{Mitigated, Open};
+        for (id, opened, initial) in touched {
+            let Some(now) = self.incidents.get(&id) else {
+                continue;
+            };
+            let steps: &[&'static str] = match (opened, initial, now.state) {
+                (true, _, Mitigated) => &["incident.opened", "incident.mitigated"],
+                (true, _, _) => &["incident.opened"],
+                (false, Open, Mitigated) => &["incident.mitigated"],
+                (false, Mitigated, Open) => &["incident.reopened"],
+                _ => &[],
+            };
+            for step in steps {
+                self.notifier.publish_incident(step, now.clone());
+            }
+        }
+        // Queued after the notifications above, so `incident.analyzed` never precedes
+        // `incident.opened`.
+        for id in to_analyze {
+            if self.rca_queue.try_send(id).is_err() {
+                self.telemetry.channel("rca", "dropped");
+            }
+        }
+        self.notify_resolved_incidents();
+    }
+
+    fn notify_resolved_incidents(&self) {
+        for incident in self.incidents.take_resolved() {
+            tracing::info!(incident = %incident.id, anomalies = incident.anomalies.len(), "incident resolved");
+            self.notifier
+                .publish_incident("incident.resolved", incident);
         }
     }
 }

@@ -43,6 +43,7 @@ async fn a_spike_fires_an_anomaly_visible_in_api_metrics_and_webhook() {
     let (hook, inbox) = receiver("/hook").await;
     let mut config = test_config();
     config.notification.webhook.url = hook;
+    config.notification.webhook.events = vec![sre_agent::config::WebhookEvents::Anomaly];
     let agent = Agent::start(config).await;
     let start = now_ms() - 3_600_000;
     let mut fired_after = None;
@@ -167,6 +168,10 @@ async fn a_dead_webhook_receiver_never_blocks_ingest() {
     config.notification.webhook.url =
         format!("http://127.0.0.1:{}/nothing-listens-here", free_port());
     config.notification.webhook.max_retries = 1;
+    config.notification.webhook.events = vec![
+        sre_agent::config::WebhookEvents::Anomaly,
+        sre_agent::config::WebhookEvents::Incident,
+    ];
     let agent = Agent::start(config).await;
     let start = now_ms() - 3_600_000;
     for ts in spike_series(LABELS, start, 120, 100) {

@@ -35,6 +35,10 @@ async fn an_alert_storm_of_one_service_becomes_one_incident() {
     let (hook, inbox) = receiver().await;
     let mut config = test_config();
     config.notification.webhook.url = hook;
+    config.notification.webhook.events = vec![
+        sre_agent::config::WebhookEvents::Anomaly,
+        sre_agent::config::WebhookEvents::Incident,
+    ];
     let agent = Agent::start(config).await;
     let pods: Vec<String> = (0..20).map(|i| format!("order-{i}")).collect();
     let start = now_ms() - 3_600_000;
@@ -127,6 +131,20 @@ async fn an_alert_storm_of_one_service_becomes_one_incident() {
             .iter()
             .all(|h| h["anomaly"]["incident_id"] == id.as_str())
     );
+    // One page for the storm: a single incident.opened, then its analysis.
+    let opened = hooks
+        .iter()
+        .filter(|h| h["event"] == "incident.opened" && h["incident"]["id"] == id.as_str())
+        .count();
+    assert_eq!(opened, 1, "{hooks:?}");
+    let analyzed = wait_until(Duration::from_secs(10), || async {
+        inbox.lock().unwrap().iter().any(|b| {
+            let h: serde_json::Value = serde_json::from_slice(b).unwrap();
+            h["event"] == "incident.analyzed" && h["incident"]["id"] == id.as_str()
+        })
+    })
+    .await;
+    assert!(analyzed, "no incident.analyzed webhook");
 
     // Errors: unknown id 404, bad filter 400.
     let r = agent

@@ -421,6 +421,9 @@ pub struct NotificationConfig {
 pub struct WebhookConfig {
     #[serde(deserialize_with = "duration::nullable_string")]
     pub url: String,
+    /// What is sent: `incident` (opened, analyzed, mitigated, resolved: one page per incident)
+    /// and/or `anomaly` (every firing, escalation and resolve of every series).
+    pub events: Vec<WebhookEvents>,
     pub timeout_seconds: u64,
     pub queue_size: usize,
     pub max_retries: u32,
@@ -430,11 +433,19 @@ impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
+            events: vec![WebhookEvents::Incident],
             timeout_seconds: 10,
             queue_size: 4096,
             max_retries: 8,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookEvents {
+    Incident,
+    Anomaly,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -99,6 +99,8 @@ struct Inner {
     active_by_group: HashMap<String, u64>,
     by_anomaly: HashMap<u64, u64>,
     resolved_order: VecDeque<u64>,
+    /// Resolved since the last `take_resolved`, for notification.
+    just_resolved: Vec<u64>,
     next: u64,
     clock_ms: i64,
 }
@@ -271,12 +273,22 @@ impl IncidentBook {
             }
             inner.active_by_group.retain(|_, r| *r != raw);
             inner.resolved_order.push_back(raw);
+            inner.just_resolved.push(raw);
         }
         while inner.resolved_order.len() > self.params.max_resolved {
             if let Some(old) = inner.resolved_order.pop_front() {
                 inner.incidents.remove(&old);
             }
         }
+    }
+
+    /// Incidents resolved since the last call (to notify once each).
+    pub fn take_resolved(&self) -> Vec<Incident> {
+        let mut inner = self.lock();
+        let ids = std::mem::take(&mut inner.just_resolved);
+        ids.iter()
+            .filter_map(|r| inner.incidents.get(r).cloned())
+            .collect()
     }
 
     /// Incidents, newest first; `state` filters.
@@ -297,17 +309,23 @@ impl IncidentBook {
         self.lock().incidents.get(&raw).cloned()
     }
 
-    /// Stores an analysis result.
-    pub fn set_rca(&self, id: &str, rca: crate::analyze::Rca) {
+    /// Stores an analysis result; true when its top cause differs from the previous one's.
+    pub fn set_rca(&self, id: &str, rca: crate::analyze::Rca) -> bool {
         let Some(raw) = id
             .strip_prefix("INC-")
             .and_then(|h| u64::from_str_radix(h, 16).ok())
         else {
-            return;
+            return false;
         };
-        if let Some(i) = self.lock().incidents.get_mut(&raw) {
-            i.rca = Some(rca);
-        }
+        let mut inner = self.lock();
+        let Some(i) = inner.incidents.get_mut(&raw) else {
+            return false;
+        };
+        let cause =
+            |r: Option<&crate::analyze::Rca>| r.and_then(|r| r.top().map(|h| h.cause.clone()));
+        let changed = cause(i.rca.as_ref()) != cause(Some(&rca));
+        i.rca = Some(rca);
+        changed
     }
 
     /// The incident an anomaly belongs to.

@@ -26,9 +26,23 @@ pub struct Notice {
     pub produced_at: std::time::SystemTime,
 }
 
+/// What the webhook worker sends.
+#[derive(Debug, Clone)]
+pub enum WebhookMessage {
+    Anomaly(Box<Notice>),
+    /// `incident.opened`, `incident.analyzed`, `incident.mitigated`, `incident.resolved`.
+    Incident {
+        event: &'static str,
+        incident: Box<crate::incident::Incident>,
+        produced_at: std::time::SystemTime,
+    },
+}
+
 #[derive(Clone, Default)]
 pub struct Notifier {
-    webhook: Option<mpsc::Sender<Notice>>,
+    webhook: Option<mpsc::Sender<WebhookMessage>>,
+    webhook_anomalies: bool,
+    webhook_incidents: bool,
     alertmanager: Option<mpsc::Sender<Notice>>,
     telemetry: Arc<Telemetry>,
 }
@@ -48,6 +62,9 @@ impl Notifier {
             let worker = webhook::WebhookWorker::new(&config.webhook, telemetry.clone())?;
             tokio::spawn(worker.run(rx));
             n.webhook = Some(tx);
+            use crate::config::WebhookEvents;
+            n.webhook_anomalies = config.webhook.events.contains(&WebhookEvents::Anomaly);
+            n.webhook_incidents = config.webhook.events.contains(&WebhookEvents::Incident);
         }
         if !config.alertmanager.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.alertmanager.queue_size.max(1));
@@ -70,15 +87,38 @@ impl Notifier {
             previous_severity,
             produced_at: event.produced_at,
         };
-        for (name, tx) in [
-            ("webhook", &self.webhook),
-            ("alertmanager", &self.alertmanager),
-        ] {
-            let Some(tx) = tx else { continue };
-            if let Err(e) = tx.try_send(notice.clone()) {
-                self.telemetry.channel(name, "dropped");
-                tracing::warn!(channel = name, anomaly = %notice.anomaly.id, error = %e, "notification queue full or closed; notification dropped");
-            }
+        if let Some(tx) = self.alertmanager.as_ref()
+            && let Err(e) = tx.try_send(notice.clone())
+        {
+            self.telemetry.channel("alertmanager", "dropped");
+            tracing::warn!(channel = "alertmanager", anomaly = %notice.anomaly.id, error = %e, "notification queue full or closed; notification dropped");
+        }
+        if self.webhook_anomalies {
+            let id = notice.anomaly.id.clone();
+            self.send_webhook(WebhookMessage::Anomaly(Box::new(notice)), &id);
+        }
+    }
+
+    /// An incident's lifecycle step, as one webhook (when `incident` events are configured).
+    pub fn publish_incident(&self, event: &'static str, incident: crate::incident::Incident) {
+        if self.webhook_incidents {
+            let id = incident.id.clone();
+            self.send_webhook(
+                WebhookMessage::Incident {
+                    event,
+                    incident: Box::new(incident),
+                    produced_at: std::time::SystemTime::now(),
+                },
+                &id,
+            );
+        }
+    }
+
+    fn send_webhook(&self, message: WebhookMessage, id: &str) {
+        let Some(tx) = &self.webhook else { return };
+        if let Err(e) = tx.try_send(message) {
+            self.telemetry.channel("webhook", "dropped");
+            tracing::warn!(channel = "webhook", subject = %id, error = %e, "notification queue full or closed; notification dropped");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Webhook notifications: a JSON POST on every firing, escalation and resolve.
+//! Webhook notifications: a JSON POST per incident step (opened, analyzed, mitigated,
+//! resolved) and, when configured, per anomaly transition (fired, escalated, resolved).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -6,10 +7,20 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::Notice;
+use super::WebhookMessage;
 use super::http::{ClientError, backoff, client, redact_url};
 use crate::detect::book::{Anomaly, rfc3339};
 use crate::telemetry::Telemetry;
+
+#[derive(Debug, Serialize)]
+pub struct IncidentPayload<'a> {
+    pub version: &'static str,
+    /// `incident.opened`, `incident.analyzed`, `incident.mitigated` or `incident.resolved`.
+    pub event: &'static str,
+    pub incident: &'a crate::incident::Incident,
+    pub detected_at: String,
+    pub sent_at: String,
+}
 
 #[derive(Debug, Serialize)]
 pub struct WebhookPayload<'a> {
@@ -42,51 +53,80 @@ impl WebhookWorker {
         })
     }
 
-    pub async fn run(self, mut rx: mpsc::Receiver<Notice>) {
-        let target = redact_url(&self.url);
-        while let Some(notice) = rx.recv().await {
-            let event = format!(
-                "anomaly.{}",
-                serde_json::to_value(notice.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            );
-            let mut attempt = 0;
-            loop {
-                let payload = WebhookPayload {
-                    version: "1",
-                    event: event.clone(),
-                    anomaly: &notice.anomaly,
-                    detected_at: rfc3339(notice.produced_at),
-                    sent_at: rfc3339(SystemTime::now()),
-                };
-                let outcome = self.client.post(&self.url).json(&payload).send().await;
-                let retryable = match outcome {
-                    Ok(r) if r.status().is_success() => {
-                        self.telemetry.channel("webhook", "sent");
-                        tracing::debug!(target_url = %target, anomaly = %notice.anomaly.id, event = %event, "webhook delivered");
-                        break;
-                    }
-                    Ok(r) => {
-                        let status = r.status();
-                        tracing::warn!(target_url = %target, %status, anomaly = %notice.anomaly.id, "webhook receiver refused the notification");
-                        status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408
-                    }
-                    Err(e) => {
-                        tracing::warn!(target_url = %target, error = %without_url(&e), anomaly = %notice.anomaly.id, "webhook delivery failed");
-                        true
-                    }
-                };
-                if !retryable || attempt >= self.max_retries {
-                    self.telemetry.channel("webhook", "failed");
-                    tracing::error!(target_url = %target, anomaly = %notice.anomaly.id, attempts = attempt + 1, "webhook notification given up");
-                    break;
+    pub async fn run(self, mut rx: mpsc::Receiver<WebhookMessage>) {
+        while let Some(message) = rx.recv().await {
+            let (event, subject, body) = match &message {
+                WebhookMessage::Anomaly(notice) => {
+                    let event = format!(
+                        "anomaly.{}",
+                        serde_json::to_value(notice.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    );
+                    let body = serde_json::to_value(WebhookPayload {
+                        version: "1",
+                        event: event.clone(),
+                        anomaly: &notice.anomaly,
+                        detected_at: rfc3339(notice.produced_at),
+                        sent_at: rfc3339(SystemTime::now()),
+                    });
+                    (event, notice.anomaly.id.clone(), body)
                 }
-                self.telemetry.channel("webhook", "retried");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
+                WebhookMessage::Incident {
+                    event,
+                    incident,
+                    produced_at,
+                } => (
+                    event.to_string(),
+                    incident.id.clone(),
+                    serde_json::to_value(IncidentPayload {
+                        version: "1",
+                        event,
+                        incident,
+                        detected_at: rfc3339(*produced_at),
+                        sent_at: rfc3339(SystemTime::now()),
+                    }),
+                ),
+            };
+            match body {
+                Ok(body) => self.deliver(&event, &subject, &body).await,
+                Err(e) => {
+                    tracing::error!(error = %e, subject = %subject, "webhook payload not serializable")
+                }
             }
+        }
+    }
+
+    async fn deliver(&self, event: &str, subject: &str, body: &serde_json::Value) {
+        let target = redact_url(&self.url);
+        let mut attempt = 0;
+        loop {
+            let outcome = self.client.post(&self.url).json(body).send().await;
+            let retryable = match outcome {
+                Ok(r) if r.status().is_success() => {
+                    self.telemetry.channel("webhook", "sent");
+                    tracing::debug!(target_url = %target, subject = %subject, event = %event, "webhook delivered");
+                    return;
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    tracing::warn!(target_url = %target, %status, subject = %subject, "webhook receiver refused the notification");
+                    status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408
+                }
+                Err(e) => {
+                    tracing::warn!(target_url = %target, error = %without_url(&e), subject = %subject, "webhook delivery failed");
+                    true
+                }
+            };
+            if !retryable || attempt >= self.max_retries {
+                self.telemetry.channel("webhook", "failed");
+                tracing::error!(target_url = %target, subject = %subject, attempts = attempt + 1, "webhook notification given up");
+                return;
+            }
+            self.telemetry.channel("webhook", "retried");
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
         }
     }
 }

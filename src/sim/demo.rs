@@ -77,6 +77,7 @@ pub struct DemoSummary {
     pub detected: usize,
     pub false_alarms: Vec<String>,
     pub notifications: usize,
+    pub incident_notifications: usize,
     pub notify_latency_p50_ms: f64,
     pub notify_latency_max_ms: f64,
 }
@@ -150,8 +151,8 @@ impl DemoSummary {
             out.push_str(&format!("  {f}\n"));
         }
         out.push_str(&format!(
-            "notifications: {} webhooks; latency from detection to webhook received: p50 {:.1} ms, max {:.1} ms\n",
-            self.notifications, self.notify_latency_p50_ms, self.notify_latency_max_ms
+            "notifications: {} anomaly and {} incident webhooks; latency from detection to webhook received: p50 {:.1} ms, max {:.1} ms\n",
+            self.notifications, self.incident_notifications, self.notify_latency_p50_ms, self.notify_latency_max_ms
         ));
         out
     }
@@ -161,6 +162,7 @@ impl DemoSummary {
 struct Received {
     latencies_ms: Vec<f64>,
     count: usize,
+    incident_count: usize,
 }
 
 /// Simulated time since the scenario began, as `+HH:MM:SS`.
@@ -180,6 +182,42 @@ async fn start_receiver(
         post(move |Json(v): Json<serde_json::Value>| {
             let sink = sink.clone();
             async move {
+                let event = v["event"].as_str().unwrap_or("");
+                if event.starts_with("incident.") {
+                    sink.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .incident_count += 1;
+                    if verbose {
+                        let i = &v["incident"];
+                        let when = if event == "incident.resolved" {
+                            &i["resolved_at"]
+                        } else {
+                            &i["updated_at"]
+                        };
+                        let at = when
+                            .as_str()
+                            .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_millis() as i64 - base_ms);
+                        let detail = match &i["rca"]["hypotheses"][0] {
+                            h if event == "incident.analyzed" && h.is_object() => format!(
+                                "root cause: {} ({:.2}) {}",
+                                h["cause"].as_str().unwrap_or(""),
+                                h["confidence"].as_f64().unwrap_or(0.0),
+                                h["root_cause"].as_str().unwrap_or("")
+                            ),
+                            _ => i["title"].as_str().unwrap_or("").to_string(),
+                        };
+                        println!(
+                            "{} {:<18} {:<8} {:<22} {detail}",
+                            sim_clock(at),
+                            event,
+                            i["severity"].as_str().unwrap_or(""),
+                            i["id"].as_str().unwrap_or(""),
+                        );
+                    }
+                    return axum::http::StatusCode::NO_CONTENT;
+                }
                 let now = SystemTime::now();
                 let detected = v["detected_at"]
                     .as_str()
@@ -194,7 +232,6 @@ async fn start_receiver(
                 }
                 if verbose {
                     let a = &v["anomaly"];
-                    let event = v["event"].as_str().unwrap_or("");
                     let when = if event == "anomaly.resolved" {
                         &a["resolved_at"]
                     } else {
@@ -249,6 +286,10 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
 
     let mut config = opts.config;
     config.notification.webhook.url = format!("http://{hook_addr}/hook");
+    config.notification.webhook.events = vec![
+        crate::config::WebhookEvents::Anomaly,
+        crate::config::WebhookEvents::Incident,
+    ];
     let check_every_ms = config.anomaly_detection.check_interval_seconds as i64 * 1000;
     // The simulated cluster's rollouts and OOM kills reach the RCA as Kubernetes events would.
     let cluster_events = std::sync::Arc::new(crate::analyze::events::RecordedEvents::default());
@@ -468,6 +509,7 @@ fn score(
         incidents,
         false_alarms,
         notifications: r.count,
+        incident_notifications: r.incident_count,
         notify_latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
         notify_latency_max_ms: lat.last().copied().unwrap_or(0.0),
     }
