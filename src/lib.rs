@@ -48,6 +48,8 @@ pub enum BuildError {
     Client(#[from] notify::http::ClientError),
     #[error(transparent)]
     Rules(#[from] analyze::rules::RulesError),
+    #[error(transparent)]
+    Knowledge(#[from] analyze::knowledge::KnowledgeError),
 }
 
 fn unix_ms() -> i64 {
@@ -75,6 +77,8 @@ pub struct Pipeline {
     /// Root-cause analysis of incidents (run by a background worker).
     pub analyzer: Arc<analyze::Analyzer>,
     rca_queue: tokio::sync::mpsc::Sender<String>,
+    /// Resolved incidents on their way into the knowledge base (written off the request path).
+    learn_queue: tokio::sync::mpsc::Sender<incident::Incident>,
     rca_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
     /// Newest sample time seen (ms), the incidents' clock: sample time, so the simulator and
     /// replays age incidents as live traffic does.
@@ -113,11 +117,43 @@ impl Pipeline {
                 2000,
             )?)
         };
-        let analyzer =
-            analyze::Analyzer::new(config.rca.params(), rules, store.clone(), events, loki);
+        let data_dir = std::path::PathBuf::from(&config.app.data_dir);
+        let (knowledge, skipped) = analyze::knowledge::KnowledgeBase::open(
+            config.rca.knowledge_persist.then_some(data_dir.as_path()),
+        )?;
+        if skipped > 0 {
+            tracing::warn!(skipped, "knowledge base: damaged lines skipped");
+        }
+        let knowledge = Arc::new(knowledge);
+        let analyzer = analyze::Analyzer::new(
+            config.rca.params(),
+            rules,
+            store.clone(),
+            events,
+            loki,
+            knowledge.clone(),
+        );
+        let (learn_queue, learn_receiver) = tokio::sync::mpsc::channel::<incident::Incident>(1024);
+        tokio::spawn(async move {
+            let mut queue = learn_receiver;
+            while let Some(incident) = queue.recv().await {
+                let kb = knowledge.clone();
+                let entry = analyze::knowledge::from_incident(&incident);
+                match tokio::task::spawn_blocking(move || kb.add(entry)).await {
+                    Ok(Ok(())) => {
+                        tracing::info!(incident = %incident.id, "incident written to the knowledge base")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(incident = %incident.id, error = %e, "knowledge base write failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "knowledge base writer failed"),
+                }
+            }
+        });
         let (rca_queue, rca_receiver) = tokio::sync::mpsc::channel(config.rca.queue_size.max(1));
         Ok(Arc::new(Self {
             analyzer: Arc::new(analyzer),
+            learn_queue,
             rca_queue,
             rca_receiver: Mutex::new(Some(rca_receiver)),
             store,
@@ -492,6 +528,9 @@ impl Pipeline {
     fn notify_resolved_incidents(&self) {
         for incident in self.incidents.take_resolved() {
             tracing::info!(incident = %incident.id, anomalies = incident.anomalies.len(), "incident resolved");
+            if self.learn_queue.try_send(incident.clone()).is_err() {
+                self.telemetry.channel("knowledge_base", "dropped");
+            }
             self.notifier
                 .publish_incident("incident.resolved", incident);
         }

@@ -9,8 +9,10 @@ use sre_agent::sim::demo::{DemoOptions, run};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_detects_every_injected_incident_without_false_alarms() {
     sre_agent::notify::http::install_crypto_provider();
-    let config =
+    let mut config =
         sre_agent::Config::parse(sre_agent::config::DEFAULT_CONFIG, "test", |_| None).unwrap();
+    // The knowledge base learns across runs; the test starts from an empty one.
+    config.rca.knowledge_persist = false;
     let summary = run(DemoOptions {
         config,
         listen: "127.0.0.1:0".into(),

@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod facts;
+pub mod knowledge;
 pub mod logs;
 pub mod rules;
 
@@ -51,6 +52,8 @@ pub struct Rca {
     pub moved: Vec<SeriesFact>,
     pub events: Vec<ClusterEvent>,
     pub logs: Option<LogSummary>,
+    /// Similar past incidents and runbooks from the knowledge base.
+    pub similar: Vec<knowledge::Match>,
     /// What was skipped or failed, and why.
     pub notes: Vec<String>,
 }
@@ -90,6 +93,7 @@ pub struct Analyzer {
     store: Arc<Store>,
     events: Option<Arc<dyn EventSource>>,
     loki: Option<Loki>,
+    pub knowledge: Arc<knowledge::KnowledgeBase>,
 }
 
 impl Analyzer {
@@ -99,6 +103,7 @@ impl Analyzer {
         store: Arc<Store>,
         events: Option<Arc<dyn EventSource>>,
         loki: Option<Loki>,
+        knowledge: Arc<knowledge::KnowledgeBase>,
     ) -> Self {
         Self {
             params,
@@ -106,6 +111,7 @@ impl Analyzer {
             store,
             events,
             loki,
+            knowledge,
         }
     }
 
@@ -247,6 +253,49 @@ impl Analyzer {
             .filter_map(|r| r.evaluate(&input))
             .collect();
         hypotheses.extend(first_movers(&all));
+        // Past incidents like this one: their confirmed cause is a hypothesis, weighted by how
+        // alike they are (an incident never matches itself: it is written back only resolved).
+        let mut probe = incident.clone();
+        probe.rca = Some(Rca {
+            analyzed_at: String::new(),
+            duration_ms: 0,
+            hypotheses: Vec::new(),
+            moved: Vec::new(),
+            events: events.clone(),
+            logs: logs.clone(),
+            similar: Vec::new(),
+            notes: Vec::new(),
+        });
+        let similar: Vec<knowledge::Match> = self
+            .knowledge
+            .search(&knowledge::signature(&probe), 3, 0.35)
+            .into_iter()
+            .filter(|m| {
+                !m.entry
+                    .id
+                    .starts_with(&format!("{}@{}", incident.id, incident.opened_at))
+            })
+            .collect();
+        for m in similar.iter().filter(|m| !m.entry.cause.is_empty()) {
+            hypotheses.push(Hypothesis {
+                cause: m.entry.cause.clone(),
+                root_cause: format!("as in {}: {}", m.entry.title, m.entry.outcome),
+                confidence: (0.6 * m.similarity).min(0.6),
+                source: "knowledge_base".into(),
+                evidence: vec![format!(
+                    "{} {} is {:.0} % similar{}",
+                    m.entry.kind,
+                    m.entry.id,
+                    m.similarity * 100.0,
+                    if m.entry.actions.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; actions then: {}", m.entry.actions.join(", "))
+                    }
+                )],
+                remediation: Vec::new(),
+            });
+        }
         hypotheses.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         // One hypothesis per cause: the best-supported one.
         let mut seen = std::collections::HashSet::new();
@@ -263,6 +312,7 @@ impl Analyzer {
                 .collect(),
             events,
             logs,
+            similar,
             notes,
         }
     }

@@ -31,6 +31,8 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/api/v1/targets", get(routes::targets))
         .route("/api/v1/incidents", get(routes::incidents))
         .route("/api/v1/incidents/{id}", get(routes::incident))
+        .route("/api/v1/knowledge", get(routes::knowledge))
+        .route("/api/v1/knowledge/runbooks", post(routes::add_runbook))
         .route("/api/v1/anomalies", get(routes::anomalies))
         .route("/api/v1/anomalies/{id}", get(routes::anomaly))
         .route(

@@ -98,6 +98,87 @@ pub async fn incident(
         .ok_or_else(|| ApiError::NotFound(format!("no incident with id {id}")))
 }
 
+#[derive(Deserialize)]
+pub struct KnowledgeQuery {
+    q: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The knowledge base: with `q`, entries ranked by similarity to it; else all (of `kind`).
+pub async fn knowledge(
+    State(p): Shared,
+    Query(q): Query<KnowledgeQuery>,
+) -> Json<serde_json::Value> {
+    let kb = &p.analyzer.knowledge;
+    let limit = q.limit.unwrap_or(20).min(1000);
+    match q.q.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(text) => {
+            let hits: Vec<_> = kb
+                .search(text, limit, 0.0)
+                .into_iter()
+                .filter(|m| q.kind.as_deref().is_none_or(|k| m.entry.kind == k))
+                .collect();
+            Json(json!({"count": hits.len(), "matches": hits}))
+        }
+        None => {
+            let mut all = kb.list(q.kind.as_deref());
+            all.truncate(limit);
+            Json(json!({"count": all.len(), "total": kb.len(), "entries": all}))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookBody {
+    id: Option<String>,
+    title: String,
+    text: String,
+    #[serde(default)]
+    cause: String,
+    #[serde(default)]
+    actions: Vec<String>,
+}
+
+/// Adds (or replaces, by id) a runbook document; bearer token when `api.auth_token` is set.
+pub async fn add_runbook(
+    State(p): Shared,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !api_allowed(&headers, &p.config.api.auth_token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let r: RunbookBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid runbook: {e}")))?;
+    let id = r.id.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        format!(
+            "runbook-{:x}",
+            xxhash_rust::xxh3::xxh3_64(r.title.as_bytes())
+        )
+    });
+    let entry = crate::analyze::knowledge::Entry {
+        id: id.clone(),
+        kind: "runbook".into(),
+        title: r.title,
+        text: r.text,
+        cause: r.cause,
+        actions: r.actions,
+        outcome: String::new(),
+        created_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
+    };
+    let kb = p.analyzer.knowledge.clone();
+    tokio::task::spawn_blocking(move || kb.add(entry))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("knowledge base task failed: {e}")))?
+        .map_err(|e| match e {
+            crate::analyze::knowledge::KnowledgeError::Invalid(m) => ApiError::BadRequest(m),
+            other => ApiError::Unavailable(other.to_string()),
+        })?;
+    Ok(Json(json!({"id": id, "kind": "runbook"})))
+}
+
 /// Pull mode's targets with their health, like Prometheus' `/api/v1/targets`.
 pub async fn targets(State(p): Shared) -> Json<serde_json::Value> {
     let targets = p.scrape_health.snapshot();

@@ -24,6 +24,8 @@ pub struct RcaConfig {
     /// Incidents waiting for analysis; a full queue drops (and counts) the request, and the
     /// next change of that incident asks again.
     pub queue_size: usize,
+    /// Keep the knowledge base in `<data_dir>/knowledge.jsonl` (else in memory only).
+    pub knowledge_persist: bool,
 }
 
 impl Default for RcaConfig {
@@ -34,6 +36,7 @@ impl Default for RcaConfig {
             lookback: Duration::from_secs(1800),
             events_lookback: Duration::from_secs(900),
             queue_size: 1024,
+            knowledge_persist: true,
         }
     }
 }

@@ -110,6 +110,7 @@ pub fn test_config() -> Config {
     c.anomaly_detection.check_interval_seconds = 1;
     // In-process agents share the working directory: no snapshots unless a test asks.
     c.store.snapshot_interval = Duration::ZERO;
+    c.rca.knowledge_persist = false;
     c
 }
 
