@@ -132,6 +132,11 @@ impl Pipeline {
             events,
             loki,
             knowledge.clone(),
+            if config.llm.enabled() {
+                Some(analyze::llm::Llm::new(&config.llm)?)
+            } else {
+                None
+            },
         );
         let (learn_queue, learn_receiver) = tokio::sync::mpsc::channel::<incident::Incident>(1024);
         tokio::spawn(async move {

@@ -268,11 +268,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn report_inactive_sections(config: &Config) {
-    if !config.loki.url.is_empty() || !config.llm.api_key.is_empty() {
-        tracing::warn!(
-            "loki/llm settings are accepted but root-cause analysis is not implemented in this version"
-        );
-    }
     if !config.auto_remediation.is_null() || !config.risk_assessment.is_null() {
         tracing::warn!(
             "risk_assessment/auto_remediation settings are accepted but remediation is not implemented in this version"

@@ -36,6 +36,7 @@ async fn fake_loki(broken: bool) -> (String, Queries) {
                         "values": [
                             line(1_000_000_000, "upstream request timeout after 5s calling risk-service"),
                             line(2_000_000_000, "dial tcp 10.0.3.4:8080: connect: connection refused"),
+                            line(2_500_000_000, "pool error: connection refused for postgres://risk:hunter2@db:5432/risk password=hunter2"),
                             line(3_000_000_000, "GET /v1/orders HTTP/1.1 status=503"),
                             line(4_000_000_000, "served /health in 1ms"),
                         ]
@@ -137,11 +138,11 @@ async fn logs_from_loki_make_the_error_burst_a_failing_dependency() {
     assert_eq!(top["source"], "rule:errors_with_timeouts");
     let evidence = top["evidence"].to_string();
     assert!(
-        evidence.contains("timeout ×1") && evidence.contains("connection_refused ×1"),
+        evidence.contains("timeout ×1") && evidence.contains("connection_refused ×2"),
         "{evidence}"
     );
     assert_eq!(rca["logs"]["counts"]["http_5xx"], 1);
-    assert_eq!(rca["logs"]["lines"], 4);
+    assert_eq!(rca["logs"]["lines"], 5);
     // The bad-deploy rule applies in part (no rollout seen), so it ranks lower.
     let deploy = rca["hypotheses"]
         .as_array()
@@ -198,4 +199,148 @@ async fn a_failing_loki_is_noted_and_the_analysis_still_stands() {
     assert!(!rca["hypotheses"].as_array().unwrap().is_empty());
     // Retried before giving up (3 attempts per analysis).
     assert!(queries.lock().unwrap().len() >= 3);
+}
+
+type LlmRequests = Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>;
+
+/// An LLM API speaking both the Anthropic Messages and the OpenAI chat-completions wire
+/// formats; answers one grounded and one ungrounded hypothesis, or 500 when `broken`.
+async fn fake_llm(broken: bool) -> (String, LlmRequests) {
+    let seen: LlmRequests = Arc::default();
+    let answer = serde_json::json!({
+        "hypotheses": [
+            {"cause": "upstream_dependency_timeout", "root_cause": "calls to risk-service time out",
+             "confidence": 0.7, "evidence": ["timeout in the logs", "api_error_rate rose on all pods"]},
+            {"cause": "solar_flare", "root_cause": "cosmic rays", "confidence": 0.9, "evidence": ["sunspots"]}
+        ],
+        "summary": "A dependency is timing out."
+    })
+    .to_string();
+    let handler = |path: &'static str, seen: LlmRequests, answer: String| {
+        move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            let answer = answer.clone();
+            async move {
+                seen.lock().unwrap().push((path.to_string(), headers, body));
+                if broken {
+                    return (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "overloaded".to_string(),
+                    );
+                }
+                let reply = if path == "anthropic" {
+                    serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant",
+                        "content": [{"type": "text", "text": answer}],
+                        "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 120}})
+                } else {
+                    serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": answer}}]})
+                };
+                (axum::http::StatusCode::OK, reply.to_string())
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/v1/messages",
+            axum::routing::post(handler("anthropic", seen.clone(), answer.clone())),
+        )
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(handler("openai", seen.clone(), answer)),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn with_llm(provider: &str, key: &str, broken: bool) -> (serde_json::Value, LlmRequests) {
+    let (loki, _) = fake_loki(false).await;
+    let (llm, requests) = fake_llm(broken).await;
+    let mut config = test_config();
+    config.loki.url = loki;
+    config.llm.provider = provider.into();
+    config.llm.base_url = llm;
+    config.llm.api_key = sre_agent::config::Secret::new(key);
+    let agent = Agent::start(config).await;
+    error_burst(&agent).await;
+    let incident = analyzed(&agent).await;
+    let text = incident.to_string();
+    assert!(!text.contains(key), "the API key leaked into the incident");
+    (incident, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_opinion_is_grounded_redacted_and_merged() {
+    let key = "sk-ant-test-0123456789";
+    let (incident, requests) = with_llm("anthropic", key, false).await;
+    let rca = &incident["rca"];
+    let llm = rca["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["source"] == "llm")
+        .expect("the grounded LLM hypothesis is kept");
+    assert_eq!(llm["cause"], "upstream_dependency_timeout");
+    assert!(llm["confidence"].as_f64().unwrap() <= 0.8);
+    assert!(
+        !rca["hypotheses"].to_string().contains("solar_flare"),
+        "ungrounded kept"
+    );
+    let notes = rca["notes"].to_string();
+    assert!(
+        notes.contains("1 hypotheses accepted, 1 rejected") && notes.contains("cites nothing"),
+        "{notes}"
+    );
+    assert_eq!(rca["llm_summary"], "A dependency is timing out.");
+    // The rules' answer still leads: the LLM is an opinion.
+    assert_eq!(rca["hypotheses"][0]["cause"], "dependency_failure");
+    let requests = requests.lock().unwrap();
+    let (path, headers, body) = requests.last().unwrap();
+    assert_eq!(path, "anthropic");
+    assert_eq!(headers["x-api-key"], key);
+    assert_eq!(headers["anthropic-version"], "2023-06-01");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert!(body["max_tokens"].as_u64().unwrap() <= 4096);
+    let prompt = body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        prompt.contains("api_error_rate") && prompt.contains("connection refused"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("hunter2"),
+        "a secret from the logs reached the LLM:\n{prompt}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_compatible_endpoint_gets_a_bearer_token_and_json_mode() {
+    let (incident, requests) = with_llm("openai", "sk-local-model", false).await;
+    assert!(
+        incident["rca"]["hypotheses"]
+            .to_string()
+            .contains("upstream_dependency_timeout")
+    );
+    let requests = requests.lock().unwrap();
+    let (path, headers, body) = requests.last().unwrap();
+    assert_eq!(path, "openai");
+    assert_eq!(headers["authorization"], "Bearer sk-local-model");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["response_format"]["type"], "json_object");
+    assert_eq!(body["messages"][0]["role"], "system");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_llm_leaves_the_rule_based_result() {
+    let (incident, _) = with_llm("anthropic", "sk-ant-x", true).await;
+    let rca = &incident["rca"];
+    assert_eq!(rca["hypotheses"][0]["cause"], "dependency_failure");
+    let notes = rca["notes"].to_string();
+    assert!(
+        notes.contains("HTTP 500") && notes.contains("rule-based result stands"),
+        "{notes}"
+    );
 }

@@ -11,7 +11,9 @@
 pub mod events;
 pub mod facts;
 pub mod knowledge;
+pub mod llm;
 pub mod logs;
+pub mod prompts;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -54,6 +56,8 @@ pub struct Rca {
     pub logs: Option<LogSummary>,
     /// Similar past incidents and runbooks from the knowledge base.
     pub similar: Vec<knowledge::Match>,
+    /// The LLM's summary, when one was asked and answered.
+    pub llm_summary: Option<String>,
     /// What was skipped or failed, and why.
     pub notes: Vec<String>,
 }
@@ -94,6 +98,7 @@ pub struct Analyzer {
     events: Option<Arc<dyn EventSource>>,
     loki: Option<Loki>,
     pub knowledge: Arc<knowledge::KnowledgeBase>,
+    llm: Option<llm::Llm>,
 }
 
 impl Analyzer {
@@ -104,6 +109,7 @@ impl Analyzer {
         events: Option<Arc<dyn EventSource>>,
         loki: Option<Loki>,
         knowledge: Arc<knowledge::KnowledgeBase>,
+        llm: Option<llm::Llm>,
     ) -> Self {
         Self {
             params,
@@ -112,6 +118,7 @@ impl Analyzer {
             events,
             loki,
             knowledge,
+            llm,
         }
     }
 
@@ -264,6 +271,7 @@ impl Analyzer {
             events: events.clone(),
             logs: logs.clone(),
             similar: Vec::new(),
+            llm_summary: None,
             notes: Vec::new(),
         });
         let similar: Vec<knowledge::Match> = self
@@ -296,15 +304,10 @@ impl Analyzer {
                 remediation: Vec::new(),
             });
         }
-        hypotheses.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        // One hypothesis per cause: the best-supported one.
-        let mut seen = std::collections::HashSet::new();
-        hypotheses.retain(|h| seen.insert(h.cause.clone()));
-        hypotheses.truncate(10);
-        Rca {
+        let mut rca = Rca {
             analyzed_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
-            duration_ms: started.elapsed().as_millis() as u64,
-            hypotheses,
+            duration_ms: 0,
+            hypotheses: rank(hypotheses),
             moved: all
                 .into_iter()
                 .filter(|f| f.onset_ms.is_some())
@@ -313,9 +316,65 @@ impl Analyzer {
             events,
             logs,
             similar,
+            llm_summary: None,
             notes,
+        };
+        match &self.llm {
+            None => rca
+                .notes
+                .push("llm: not configured (no API key); the rule-based result stands".into()),
+            Some(model) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let prompt = model.prompt_for(incident, &rca);
+                let terms = llm::known_terms(&rca);
+                match tokio::time::timeout(left, model.ask(&prompt, &terms)).await {
+                    Ok(Ok(opinion)) => {
+                        rca.notes.push(format!(
+                            "llm ({}): {} hypotheses accepted, {} rejected{}",
+                            model.describe(),
+                            opinion.accepted.len(),
+                            opinion.rejected.len(),
+                            if opinion.rejected.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", opinion.rejected.join("; "))
+                            }
+                        ));
+                        let mut merged = std::mem::take(&mut rca.hypotheses);
+                        for h in opinion.accepted {
+                            match merged.iter_mut().find(|m| m.cause == h.cause) {
+                                Some(existing) => existing
+                                    .evidence
+                                    .push(format!("LLM agrees: {}", h.root_cause)),
+                                None => merged.push(h),
+                            }
+                        }
+                        rca.hypotheses = rank(merged);
+                        rca.llm_summary = (!opinion.summary.is_empty()).then_some(opinion.summary);
+                    }
+                    Ok(Err(e)) => rca.notes.push(format!(
+                        "llm ({}): {e}; the rule-based result stands",
+                        model.describe()
+                    )),
+                    Err(_) => rca.notes.push(format!(
+                        "llm ({}): time budget exhausted; the rule-based result stands",
+                        model.describe()
+                    )),
+                }
+            }
         }
+        rca.duration_ms = started.elapsed().as_millis() as u64;
+        rca
     }
+}
+
+/// Best first, one hypothesis per cause (the best-supported one), ten at most.
+fn rank(mut hypotheses: Vec<Hypothesis>) -> Vec<Hypothesis> {
+    hypotheses.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut seen = std::collections::HashSet::new();
+    hypotheses.retain(|h| seen.insert(h.cause.clone()));
+    hypotheses.truncate(10);
+    hypotheses
 }
 
 /// Events about the incident's own objects when it has a service (another team's rollout in

@@ -574,13 +574,29 @@ impl Default for LokiConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
+    /// `anthropic` (Messages API) or `openai` (chat completions; any compatible server, such
+    /// as a local model, via `base_url`).
     #[serde(deserialize_with = "duration::nullable_string")]
     pub provider: String,
     #[serde(deserialize_with = "duration::nullable_string")]
     pub model: String,
     pub api_key: Secret,
+    /// Empty means the provider's public API.
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub base_url: String,
+    /// Answer tokens at most.
     pub max_tokens: u32,
     pub temperature: f64,
+    pub timeout_seconds: u64,
+    /// The prompt is cut to this many characters (the token budget's input side).
+    pub max_prompt_chars: usize,
+}
+
+impl LlmConfig {
+    /// Asked only when there is a key, or a self-hosted OpenAI-compatible endpoint.
+    pub fn enabled(&self) -> bool {
+        !self.api_key.is_empty() || (self.provider == "openai" && !self.base_url.is_empty())
+    }
 }
 
 impl Default for LlmConfig {
@@ -589,8 +605,11 @@ impl Default for LlmConfig {
             provider: "anthropic".into(),
             model: "claude-sonnet-4-20250514".into(),
             api_key: Secret::default(),
-            max_tokens: 4096,
+            base_url: String::new(),
+            max_tokens: 1024,
             temperature: 0.1,
+            timeout_seconds: 25,
+            max_prompt_chars: 24_000,
         }
     }
 }
@@ -869,6 +888,7 @@ impl Config {
             ("writeback.url", &self.writeback.url),
             ("prometheus.url", &self.prometheus.url),
             ("loki.url", &self.loki.url),
+            ("llm.base_url", &self.llm.base_url),
         ] {
             check(
                 url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),
@@ -896,9 +916,27 @@ impl Config {
             "writeback.queue_size",
             "must be at least 1",
         );
+        let l = &self.llm;
+        check(
+            matches!(l.provider.as_str(), "anthropic" | "openai"),
+            "llm.provider",
+            "must be anthropic or openai (any OpenAI-compatible server)",
+        );
+        check(
+            (0.0..=2.0).contains(&l.temperature),
+            "llm.temperature",
+            "must be in [0, 2]",
+        );
+        check(l.max_tokens >= 64, "llm.max_tokens", "must be at least 64");
+        check(
+            l.max_prompt_chars >= 1000,
+            "llm.max_prompt_chars",
+            "must be at least 1000",
+        );
         p.extend(self.scrape.problems());
         p.extend(self.incidents.problems());
         p.extend(self.rca.problems());
+
         p
     }
 
