@@ -210,7 +210,11 @@ fn run(cli: Cli) -> Result<()> {
             let listen = listen.unwrap_or_else(|| config.listen_addr());
             runtime()?.block_on(async move {
                 report_inactive_sections(&config);
-                let pipeline = Pipeline::new(config)?;
+                #[cfg(feature = "kube")]
+                let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
+                #[cfg(not(feature = "kube"))]
+                let events = None;
+                let pipeline = Pipeline::with_event_source(config, events)?;
                 pipeline.restore_snapshot();
                 if !pipeline.config.prometheus.url.is_empty() && pipeline.config.prometheus.backfill.on_start {
                     // Before the listener opens: a live sample would make older history out of order.

@@ -344,3 +344,114 @@ async fn a_failing_llm_leaves_the_rule_based_result() {
         "{notes}"
     );
 }
+
+/// A Kubernetes API server's events endpoint (`GET /api/v1/namespaces/{ns}/events`) answering
+/// an `EventList` in the API's JSON; records the paths and queries it was asked.
+async fn fake_kubernetes(events: serde_json::Value) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/api/v1/namespaces/{ns}/events",
+        axum::routing::get(move |uri: axum::http::Uri| {
+            let log = log.clone();
+            let events = events.clone();
+            async move {
+                log.lock().unwrap().push(uri.to_string());
+                let list = serde_json::json!({
+                    "apiVersion": "v1", "kind": "EventList",
+                    "metadata": {"resourceVersion": "4711"},
+                    "items": events,
+                });
+                ([("content-type", "application/json")], list.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn k8s_event(
+    name: &str,
+    reason: &str,
+    kind: &str,
+    object: &str,
+    message: &str,
+    at_ms: i64,
+) -> serde_json::Value {
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(at_ms as u64),
+    )
+    .to_string();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "api", "creationTimestamp": at},
+        "involvedObject": {"kind": kind, "name": object, "namespace": "api"},
+        "reason": reason, "message": message, "type": "Normal",
+        "firstTimestamp": at, "lastTimestamp": at, "count": 1,
+        "source": {"component": "deployment-controller"}
+    })
+}
+
+#[cfg(feature = "kube")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_seen_in_kubernetes_events_makes_it_a_bad_deploy() {
+    sre_agent::notify::http::install_crypto_provider();
+    // error_burst's onset is sample 110 of an hour that ends now.
+    let onset = now_ms() - 3_600_000 + 110 * 15_000;
+    let (api, seen) = fake_kubernetes(serde_json::json!([
+        k8s_event(
+            "a.1",
+            "ScalingReplicaSet",
+            "Deployment",
+            "api-gateway",
+            "Scaled up replica set api-gateway-5f7c9d8b4 to 3",
+            onset - 120_000
+        ),
+        k8s_event(
+            "b.1",
+            "ScalingReplicaSet",
+            "Deployment",
+            "billing",
+            "Scaled up replica set billing-77 to 2",
+            onset - 60_000
+        ),
+        k8s_event(
+            "c.1",
+            "ScalingReplicaSet",
+            "Deployment",
+            "api-gateway",
+            "Scaled up replica set api-gateway-old to 3",
+            onset - 6 * 3_600_000
+        ),
+    ]))
+    .await;
+    let mut config = test_config();
+    config.kubernetes.api_url = api;
+    let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
+    assert!(events.is_some());
+    let agent = Agent::start_with_events(config, events).await;
+    error_burst(&agent).await;
+    let incident = analyzed(&agent).await;
+    let rca = &incident["rca"];
+    let top = &rca["hypotheses"][0];
+    assert_eq!(top["cause"], "bad_deploy", "{rca:#}");
+    let evidence = top["evidence"].to_string();
+    assert!(
+        evidence.contains("event ScalingReplicaSet on Deployment/api-gateway 12")
+            && evidence.contains("s before the onset"),
+        "{evidence}"
+    );
+    // Only this service's event from the window: not billing's, not last night's rollout.
+    let events = rca["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["object"], "Deployment/api-gateway");
+    let paths = seen.lock().unwrap();
+    assert!(
+        paths
+            .iter()
+            .all(|p| p.starts_with("/api/v1/namespaces/api/events")),
+        "{paths:?}"
+    );
+}

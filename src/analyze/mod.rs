@@ -11,6 +11,8 @@
 pub mod events;
 pub mod facts;
 pub mod knowledge;
+#[cfg(feature = "kube")]
+pub mod kubernetes;
 pub mod llm;
 pub mod logs;
 pub mod prompts;

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod duration;
 pub mod env;
 pub mod incidents;
+pub mod kubernetes;
 pub mod rca;
 pub mod scrape;
 pub mod secret;
@@ -20,6 +21,7 @@ use thiserror::Error;
 
 pub use catalog::{Catalog, CatalogFile};
 pub use incidents::IncidentsConfig;
+pub use kubernetes::KubernetesConfig;
 pub use rca::RcaConfig;
 pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
@@ -65,6 +67,8 @@ pub struct Config {
     pub incidents: IncidentsConfig,
     /// Root-cause analysis per incident.
     pub rca: RcaConfig,
+    /// The Kubernetes API (events for the RCA).
+    pub kubernetes: KubernetesConfig,
     /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub catalog_file: String,
@@ -91,6 +95,7 @@ impl Default for Config {
             scrape: ScrapeConfig::default(),
             incidents: IncidentsConfig::default(),
             rca: RcaConfig::default(),
+            kubernetes: KubernetesConfig::default(),
             catalog_file: String::new(),
             prometheus: PrometheusConfig::default(),
             loki: LokiConfig::default(),
@@ -889,6 +894,7 @@ impl Config {
             ("prometheus.url", &self.prometheus.url),
             ("loki.url", &self.loki.url),
             ("llm.base_url", &self.llm.base_url),
+            ("kubernetes.api_url", &self.kubernetes.api_url),
         ] {
             check(
                 url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),

@@ -18,8 +18,16 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start(config: Config) -> Agent {
+        Self::start_with_events(config, None).await
+    }
+
+    /// An agent whose RCA reads cluster events from `events`.
+    pub async fn start_with_events(
+        config: Config,
+        events: Option<Arc<dyn sre_agent::analyze::events::EventSource>>,
+    ) -> Agent {
         sre_agent::notify::http::install_crypto_provider();
-        let pipeline = Pipeline::new(config).expect("pipeline");
+        let pipeline = Pipeline::with_event_source(config, events).expect("pipeline");
         pipeline.start_background().expect("background");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
