@@ -139,12 +139,14 @@ impl Pipeline {
             },
         );
         let (learn_queue, learn_receiver) = tokio::sync::mpsc::channel::<incident::Incident>(1024);
+        let remote = analyzer.remote_knowledge.clone();
         tokio::spawn(async move {
             let mut queue = learn_receiver;
             while let Some(incident) = queue.recv().await {
                 let kb = knowledge.clone();
                 let entry = analyze::knowledge::from_incident(&incident);
-                match tokio::task::spawn_blocking(move || kb.add(entry)).await {
+                let written = entry.clone();
+                match tokio::task::spawn_blocking(move || kb.add(written)).await {
                     Ok(Ok(())) => {
                         tracing::info!(incident = %incident.id, "incident written to the knowledge base")
                     }
@@ -152,6 +154,11 @@ impl Pipeline {
                         tracing::warn!(incident = %incident.id, error = %e, "knowledge base write failed")
                     }
                     Err(e) => tracing::warn!(error = %e, "knowledge base writer failed"),
+                }
+                if let Some(r) = remote.get()
+                    && let Err(e) = r.upsert(&entry).await
+                {
+                    tracing::warn!(incident = %incident.id, store = r.name(), error = %e, "knowledge base mirror write failed");
                 }
             }
         });

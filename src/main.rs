@@ -215,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
                 #[cfg(not(feature = "kube"))]
                 let events = None;
                 let pipeline = Pipeline::with_event_source(config, events)?;
+                connect_qdrant(&pipeline).await;
                 pipeline.restore_snapshot();
                 if !pipeline.config.prometheus.url.is_empty() && pipeline.config.prometheus.backfill.on_start {
                     // Before the listener opens: a live sample would make older history out of order.
@@ -269,6 +270,46 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Mirrors the knowledge base into Qdrant when `rca.qdrant_url` is set (feature `qdrant`).
+async fn connect_qdrant(pipeline: &std::sync::Arc<Pipeline>) {
+    let rca = &pipeline.config.rca;
+    if rca.qdrant_url.is_empty() {
+        return;
+    }
+    #[cfg(feature = "qdrant")]
+    match sre_agent::analyze::qdrant::QdrantKnowledge::connect(
+        &rca.qdrant_url,
+        rca.qdrant_api_key.expose(),
+        &rca.qdrant_collection,
+    )
+    .await
+    {
+        Ok(q) => {
+            let q = std::sync::Arc::new(q);
+            // Entries written before Qdrant was configured go there too (upserts are idempotent).
+            let entries = pipeline.analyzer.knowledge.list(None);
+            let mirror = q.clone();
+            tokio::spawn(async move {
+                for e in entries {
+                    if let Err(err) = mirror.upsert(&e).await {
+                        tracing::warn!(error = %err, "Qdrant: initial sync stopped");
+                        break;
+                    }
+                }
+            });
+            let _ = pipeline.analyzer.remote_knowledge.set(q);
+            tracing::info!(collection = %rca.qdrant_collection, "knowledge base mirrored in Qdrant");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Qdrant not reachable; the embedded knowledge base is used")
+        }
+    }
+    #[cfg(not(feature = "qdrant"))]
+    tracing::warn!(
+        "rca.qdrant_url is set but this build lacks the `qdrant` feature; the embedded knowledge base is used"
+    );
 }
 
 fn report_inactive_sections(config: &Config) {

@@ -220,6 +220,34 @@ impl KnowledgeBase {
     }
 }
 
+pub type RemoteFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// An external vector store holding the same entries (Qdrant, feature `qdrant`): written after
+/// the embedded file, searched instead of the embedded index.
+pub trait RemoteKnowledge: Send + Sync {
+    fn upsert<'a>(&'a self, entry: &'a Entry) -> RemoteFuture<'a, ()>;
+    fn search<'a>(&'a self, text: &'a str, limit: u64, min: f64) -> RemoteFuture<'a, Vec<Match>>;
+    fn name(&self) -> &'static str;
+}
+
+/// Size of the dense vectors sent to an external vector store (Qdrant).
+pub const DENSE_DIMENSIONS: usize = 512;
+
+/// The text's hashed features folded into a dense, L2-normalized vector (sublinear term
+/// frequency; no corpus statistics, so it can be computed for one entry on its own).
+pub fn dense_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DENSE_DIMENSIONS];
+    for (k, tf) in features(text) {
+        v[k as usize % DENSE_DIMENSIONS] += 1.0 + tf.ln_1p();
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 /// An incident's signature as searchable text: where, which metrics, what the evidence said.
 pub fn signature(incident: &crate::incident::Incident) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -16,6 +16,8 @@ pub mod kubernetes;
 pub mod llm;
 pub mod logs;
 pub mod prompts;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -100,6 +102,8 @@ pub struct Analyzer {
     events: Option<Arc<dyn EventSource>>,
     loki: Option<Loki>,
     pub knowledge: Arc<knowledge::KnowledgeBase>,
+    /// Qdrant (feature `qdrant`), set once at start when configured.
+    pub remote_knowledge: Arc<std::sync::OnceLock<Arc<dyn knowledge::RemoteKnowledge>>>,
     llm: Option<llm::Llm>,
 }
 
@@ -120,6 +124,7 @@ impl Analyzer {
             events,
             loki,
             knowledge,
+            remote_knowledge: Arc::default(),
             llm,
         }
     }
@@ -276,9 +281,31 @@ impl Analyzer {
             llm_summary: None,
             notes: Vec::new(),
         });
-        let similar: Vec<knowledge::Match> = self
-            .knowledge
-            .search(&knowledge::signature(&probe), 3, 0.35)
+        let signature = knowledge::signature(&probe);
+        let found = match self.remote_knowledge.get() {
+            None => self.knowledge.search(&signature, 3, 0.35),
+            Some(remote) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, remote.search(&signature, 4, 0.35)).await {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => {
+                        notes.push(format!(
+                            "knowledge base ({}): {e}; used the embedded index",
+                            remote.name()
+                        ));
+                        self.knowledge.search(&signature, 3, 0.35)
+                    }
+                    Err(_) => {
+                        notes.push(format!(
+                            "knowledge base ({}): time budget exhausted; used the embedded index",
+                            remote.name()
+                        ));
+                        self.knowledge.search(&signature, 3, 0.35)
+                    }
+                }
+            }
+        };
+        let similar: Vec<knowledge::Match> = found
             .into_iter()
             .filter(|m| {
                 !m.entry

@@ -169,13 +169,19 @@ pub async fn add_runbook(
         created_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
     };
     let kb = p.analyzer.knowledge.clone();
-    tokio::task::spawn_blocking(move || kb.add(entry))
+    let written = entry.clone();
+    tokio::task::spawn_blocking(move || kb.add(written))
         .await
         .map_err(|e| ApiError::Unavailable(format!("knowledge base task failed: {e}")))?
         .map_err(|e| match e {
             crate::analyze::knowledge::KnowledgeError::Invalid(m) => ApiError::BadRequest(m),
             other => ApiError::Unavailable(other.to_string()),
         })?;
+    if let Some(remote) = p.analyzer.remote_knowledge.get() {
+        remote.upsert(&entry).await.map_err(|e| {
+            ApiError::Unavailable(format!("runbook saved locally; {}: {e}", remote.name()))
+        })?;
+    }
     Ok(Json(json!({"id": id, "kind": "runbook"})))
 }
 

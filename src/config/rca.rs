@@ -26,6 +26,13 @@ pub struct RcaConfig {
     pub queue_size: usize,
     /// Keep the knowledge base in `<data_dir>/knowledge.jsonl` (else in memory only).
     pub knowledge_persist: bool,
+    /// Qdrant's gRPC URL (`QDRANT_URL`, e.g. http://qdrant:6334): the knowledge base is mirrored
+    /// there and searched there (needs the `qdrant` feature).
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub qdrant_url: String,
+    pub qdrant_api_key: super::Secret,
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub qdrant_collection: String,
 }
 
 impl Default for RcaConfig {
@@ -37,6 +44,9 @@ impl Default for RcaConfig {
             events_lookback: Duration::from_secs(900),
             queue_size: 1024,
             knowledge_persist: true,
+            qdrant_url: String::new(),
+            qdrant_api_key: super::Secret::default(),
+            qdrant_collection: "sre_agent_knowledge".into(),
         }
     }
 }
