@@ -189,39 +189,44 @@ impl Loki {
                         .collect::<String>()
                 )));
             }
-            let answer: Answer = serde_json::from_slice(&body)
-                .map_err(|e| err(format!("not a query_range answer ({e})")))?;
-            if answer.status != "success" {
-                return Err(err(format!("status {}", answer.status)));
-            }
-            let mut lines: Vec<(i128, String)> = answer
-                .data
-                .result
-                .into_iter()
-                .flat_map(|s| s.values)
-                .map(|(ts, line)| (ts.parse().unwrap_or(0), line))
-                .collect();
-            lines.sort_by_key(|l| std::cmp::Reverse(l.0));
-            let counts = count_patterns(lines.iter().map(|(_, l)| l.as_str()));
-            let samples = lines
-                .iter()
-                .filter(|(_, l)| {
-                    count_patterns(std::iter::once(l.as_str()))
-                        .values()
-                        .any(|n| *n > 0)
-                })
-                .take(5)
-                .map(|(_, l)| l.chars().take(300).collect())
-                .collect();
-            return Ok(LogSummary {
-                query,
-                lines: lines.len(),
-                counts,
-                samples,
-            });
+            return summarize_answer(&body, query).map_err(err);
         }
         Err(err(last))
     }
+}
+
+/// Parses a Loki `query_range` answer (streams) and counts its error patterns.
+pub fn summarize_answer(body: &[u8], query: String) -> Result<LogSummary, String> {
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("not a query_range answer ({e})"))?;
+    if answer.status != "success" {
+        return Err(format!("status {}", answer.status));
+    }
+    let mut lines: Vec<(i128, String)> = answer
+        .data
+        .result
+        .into_iter()
+        .flat_map(|s| s.values)
+        .map(|(ts, line)| (ts.parse().unwrap_or(0), line))
+        .collect();
+    lines.sort_by_key(|l| std::cmp::Reverse(l.0));
+    let counts = count_patterns(lines.iter().map(|(_, l)| l.as_str()));
+    let samples = lines
+        .iter()
+        .filter(|(_, l)| {
+            count_patterns(std::iter::once(l.as_str()))
+                .values()
+                .any(|n| *n > 0)
+        })
+        .take(5)
+        .map(|(_, l)| l.chars().take(300).collect())
+        .collect();
+    Ok(LogSummary {
+        query,
+        lines: lines.len(),
+        counts,
+        samples,
+    })
 }
 
 #[cfg(test)]
