@@ -148,10 +148,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
             let catalog = config.catalog()?;
+            let rules = sre_agent::analyze::rules::RulesFile::load(&config.rca.rules_file)?;
             println!(
-                "{}: OK ({} catalog entries)",
+                "{}: OK ({} catalog entries, {} RCA rules)",
                 file.display(),
-                catalog.classes.len()
+                catalog.classes.len(),
+                rules.rules.len()
             );
             Ok(())
         }
