@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod act;
 pub mod analyze;
 pub mod api;
 pub mod config;

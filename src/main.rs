@@ -25,6 +25,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditAction {
+    /// Check the hash chain: exit 0 when intact; otherwise name the first altered, removed or
+    /// reordered record and exit 1.
+    Verify {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the agent: remote-write ingest, detection, API, notifications.
     Serve {
@@ -68,6 +78,11 @@ enum Command {
         output: PathBuf,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// The audit log in the data directory.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Fetch the catalog's history from Prometheus (prometheus.url / PROMETHEUS_URL), train the
     /// baselines on it, and save them to the data directory for the next `serve`.
@@ -180,6 +195,21 @@ fn run(cli: Cli) -> Result<()> {
                 config.anomaly_detection.alert_threshold
             );
             Ok(())
+        }
+        Command::Audit {
+            action: AuditAction::Verify { data_dir },
+        } => {
+            let path = data_dir.join(sre_agent::act::audit::FILE);
+            match sre_agent::act::audit::verify(&path) {
+                Ok(s) => {
+                    println!("{}: intact ({} records)", path.display(), s.records);
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Backfill { config, data_dir } => {
             let config = load_with_data_dir(config.as_ref(), data_dir)?;
