@@ -16,6 +16,7 @@ pub mod act;
 pub mod analyze;
 pub mod api;
 pub mod config;
+pub mod decide;
 pub mod detect;
 pub mod incident;
 pub mod ingest;
