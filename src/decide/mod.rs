@@ -1,4 +1,5 @@
-//! Deciding what to do about an incident: for now its risk (the seed's four-dimension model).
-//! Playbooks and plans build on it.
+//! Deciding what to do about an incident: its risk (the seed's four-dimension model) and the
+//! playbooks that fit it. Plans and approvals build on them.
 
+pub mod playbooks;
 pub mod risk;
