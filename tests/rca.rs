@@ -345,6 +345,7 @@ async fn a_failing_llm_leaves_the_rule_based_result() {
     );
 }
 
+#[cfg(feature = "kube")]
 /// A Kubernetes API server's events endpoint (`GET /api/v1/namespaces/{ns}/events`) answering
 /// an `EventList` in the API's JSON; records the paths and queries it was asked.
 async fn fake_kubernetes(events: serde_json::Value) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -372,6 +373,7 @@ async fn fake_kubernetes(events: serde_json::Value) -> (String, Arc<Mutex<Vec<St
     (url, seen)
 }
 
+#[cfg(feature = "kube")]
 fn k8s_event(
     name: &str,
     reason: &str,
