@@ -334,82 +334,10 @@ mod tests {
         );
     }
 
-    fn analyzed_incident() -> Incident {
-        use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind};
-        let labels = crate::store::labels::SeriesLabels::from_pairs(
-            [
-                ("__name__", "memory_usage"),
-                ("deployment", "risk-service"),
-                ("namespace", "risk"),
-                ("pod", "risk-service-0"),
-                ("service", "risk-service"),
-            ]
-            .iter()
-            .map(|(a, b)| (a.as_bytes(), b.as_bytes())),
-        )
-        .unwrap();
-        let e = AnomalyEvent {
-            kind: EventKind::Fired,
-            anomaly_kind: AnomalyKind::Anomaly,
-            breach: None,
-            shift: None,
-            peer: None,
-            anomaly_id: 1,
-            series_id: 1,
-            labels,
-            category: "infrastructure".into(),
-            started_ts: 1000,
-            ts: 1000,
-            score: Default::default(),
-            severity: crate::detect::Severity::High,
-            reason: None,
-            produced_at: std::time::SystemTime::now(),
-        };
-        let book = crate::incident::IncidentBook::new(crate::incident::IncidentParams {
-            group_by: vec!["namespace".into(), "service".into()],
-            window: std::time::Duration::from_secs(600),
-            max_resolved: 10,
-        });
-        let (id, _) = book.observe(&e, &crate::detect::book::Anomaly::from_event(&e));
-        let fact = crate::analyze::facts::SeriesFact {
-            metric: "memory_usage".into(),
-            labels: [("pod".to_string(), "risk-service-0".to_string())].into(),
-            anomalous: true,
-            kinds: vec!["anomaly"],
-            cumulative: false,
-            onset_ms: Some(900),
-            peak: 0.95,
-            trough: 0.5,
-            increase: 0.4,
-            before: Some(0.52),
-        };
-        book.set_rca(
-            &id,
-            crate::analyze::Rca {
-                analyzed_at: String::new(),
-                duration_ms: 0,
-                hypotheses: vec![crate::analyze::Hypothesis {
-                    cause: "memory_leak".into(),
-                    root_cause: String::new(),
-                    confidence: 0.9,
-                    source: "rule:memory_leak_oom".into(),
-                    evidence: vec![],
-                    remediation: vec![],
-                }],
-                moved: vec![fact],
-                events: vec![],
-                logs: None,
-                similar: vec![],
-                llm_summary: None,
-                notes: vec![],
-            },
-        );
-        book.get(&id).unwrap()
-    }
-
     #[test]
     fn playbooks_match_the_analyzed_incident_and_render_their_targets() {
-        let incident = analyzed_incident();
+        let incident =
+            super::super::test_support::analyzed_incident("memory_leak", "risk", "infrastructure");
         let all = load(None).unwrap();
         let by_id = |id: &str| all.iter().find(|p| p.id == id).unwrap();
         let restart = matched_triggers(by_id("pod-restart"), &incident);

@@ -1,0 +1,251 @@
+//! Action plans: for an analyzed incident, the first playbook its evidence triggers, its steps
+//! rendered for the incident's objects, the risk of its first action, and the approvals that
+//! risk requires. The approval state machine lives here; an executor only ever receives an
+//! [`ApprovedPlan`], which nothing but a complete approval can produce.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::playbooks::{Playbook, matched_triggers, render};
+use super::risk::{RiskAssessment, RiskInput, RiskLevel, RiskWeights, assess};
+use crate::incident::Incident;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlannedStep {
+    pub name: String,
+    pub action: String,
+    pub target: String,
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    /// Waiting for approvers.
+    PendingApproval,
+    /// Approved (or needing none): may be handed to the executor.
+    Approved,
+    Rejected,
+    /// Not approved in time; never executed.
+    Expired,
+    /// CRITICAL risk or a diagnose-only playbook: explained, never executed.
+    DiagnoseOnly,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Approval {
+    pub approver: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub id: String,
+    pub incident_id: String,
+    pub playbook_id: String,
+    pub triggered_by: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+    pub risk: RiskAssessment,
+    /// Distinct approvers needed; `None` when it may never run.
+    pub approvals_required: Option<usize>,
+    pub approvals: Vec<Approval>,
+    pub rejection: Option<(String, String)>,
+    pub state: PlanState,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("plan {0} is diagnose-only and cannot be approved")]
+    DiagnoseOnly(String),
+    #[error("plan {0} has expired; it will not be executed")]
+    Expired(String),
+    #[error("plan {0} is already {1}")]
+    Closed(String, &'static str),
+    #[error("{0} has already approved plan {1}; a second approver is required")]
+    SameApprover(String, String),
+    #[error("an approver or rejector name is required")]
+    Anonymous,
+}
+
+/// A plan whose approvals are complete: the only thing an executor accepts.
+#[derive(Debug, Clone)]
+pub struct ApprovedPlan(Plan);
+
+impl ApprovedPlan {
+    pub fn plan(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// What the planner needs to know besides the incident.
+pub struct PlanContext<'a> {
+    pub id: String,
+    pub now_ms: i64,
+    pub approval_ttl: Duration,
+    pub weights: &'a RiskWeights,
+}
+
+/// The plan for `incident`: the first playbook it triggers (in the given order) whose targets
+/// render; `None` when no playbook applies.
+pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) -> Option<Plan> {
+    let (playbook, triggered) = playbooks.iter().find_map(|p| {
+        let t = matched_triggers(p, incident);
+        (!t.is_empty()).then_some((p, t))
+    })?;
+    let steps: Vec<PlannedStep> = playbook
+        .steps
+        .iter()
+        .map(|s| {
+            Some(PlannedStep {
+                name: s.name.clone(),
+                action: s.action.clone(),
+                target: render(&s.target, incident).ok()?,
+                parameters: s.parameters.clone(),
+                timeout_seconds: s.timeout_seconds,
+            })
+        })
+        .collect::<Option<_>>()?;
+    let first = steps.first()?;
+    let categories: Vec<String> = incident.categories.iter().cloned().collect();
+    let namespace = incident.group.get("namespace").cloned().unwrap_or_default();
+    let target_labels: Vec<(String, String)> = incident
+        .anomalies
+        .first()
+        .map(|m| {
+            m.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pods: std::collections::BTreeSet<&String> = incident
+        .anomalies
+        .iter()
+        .filter_map(|m| m.labels.get("pod"))
+        .collect();
+    let opened_ms = incident
+        .anomalies
+        .iter()
+        .map(|m| m.started_ms)
+        .min()
+        .unwrap_or(ctx.now_ms);
+    let input = RiskInput {
+        severity: incident.severity,
+        categories: &categories,
+        namespace: &namespace,
+        target_labels: &target_labels,
+        firing: incident.anomalies_firing,
+        age_minutes: (ctx.now_ms - opened_ms).max(0) as f64 / 60_000.0,
+        breach_within_hour: incident
+            .anomalies
+            .iter()
+            .any(|m| m.kind == "predicted_breach"),
+        action: &first.action,
+        blast_radius: if first.action == "pod_restart" {
+            1.0 / pods.len().max(3) as f64
+        } else {
+            1.0
+        },
+    };
+    let mut risk = assess(&input, ctx.weights);
+    if let Some(o) = playbook.risk_override {
+        let fund = super::risk::touches_funds(&input);
+        risk.score = o;
+        risk.level = if fund {
+            RiskLevel::Critical
+        } else {
+            RiskLevel::from_score(o)
+        };
+        risk.reasons.push(format!(
+            "playbook {} overrides the score with {o}",
+            playbook.id
+        ));
+    }
+    let level = if playbook.diagnose_only {
+        RiskLevel::Critical
+    } else {
+        risk.level
+    };
+    let approvals_required = level.approvals_required();
+    let state = match approvals_required {
+        None => PlanState::DiagnoseOnly,
+        Some(0) => PlanState::Approved,
+        Some(_) => PlanState::PendingApproval,
+    };
+    Some(Plan {
+        id: ctx.id.clone(),
+        incident_id: incident.id.clone(),
+        playbook_id: playbook.id.clone(),
+        triggered_by: triggered,
+        steps,
+        risk,
+        approvals_required,
+        approvals: Vec::new(),
+        rejection: None,
+        state,
+        created_ms: ctx.now_ms,
+        expires_ms: ctx.now_ms + ctx.approval_ttl.as_millis() as i64,
+    })
+}
+
+impl Plan {
+    fn check_open(&mut self, now_ms: i64) -> Result<(), PlanError> {
+        match self.state {
+            PlanState::DiagnoseOnly => return Err(PlanError::DiagnoseOnly(self.id.clone())),
+            PlanState::Rejected => return Err(PlanError::Closed(self.id.clone(), "rejected")),
+            PlanState::Expired => return Err(PlanError::Expired(self.id.clone())),
+            PlanState::Approved => return Err(PlanError::Closed(self.id.clone(), "approved")),
+            PlanState::PendingApproval => {}
+        }
+        if now_ms >= self.expires_ms {
+            self.state = PlanState::Expired;
+            return Err(PlanError::Expired(self.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Records an approval; MANUAL plans need two different approvers.
+    pub fn approve(&mut self, approver: &str, now_ms: i64) -> Result<PlanState, PlanError> {
+        if approver.trim().is_empty() {
+            return Err(PlanError::Anonymous);
+        }
+        self.check_open(now_ms)?;
+        if self.approvals.iter().any(|a| a.approver == approver) {
+            return Err(PlanError::SameApprover(approver.into(), self.id.clone()));
+        }
+        self.approvals.push(Approval {
+            approver: approver.into(),
+            at_ms: now_ms,
+        });
+        if self
+            .approvals_required
+            .is_some_and(|n| self.approvals.len() >= n)
+        {
+            self.state = PlanState::Approved;
+        }
+        Ok(self.state)
+    }
+
+    pub fn reject(&mut self, rejector: &str, reason: &str, now_ms: i64) -> Result<(), PlanError> {
+        if rejector.trim().is_empty() {
+            return Err(PlanError::Anonymous);
+        }
+        self.check_open(now_ms)?;
+        self.rejection = Some((rejector.into(), reason.into()));
+        self.state = PlanState::Rejected;
+        Ok(())
+    }
+
+    /// The plan as the executor may take it: only when approved and not expired.
+    pub fn approved(&self, now_ms: i64) -> Option<ApprovedPlan> {
+        let in_time = self.approvals_required == Some(0) || now_ms < self.expires_ms;
+        (self.state == PlanState::Approved && in_time).then(|| ApprovedPlan(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
