@@ -455,7 +455,12 @@ impl Pipeline {
     pub fn handle_events(&self, events: Vec<AnomalyEvent>) {
         // Incident steps of one batch are coalesced: a level shift fires and resolves at once,
         // and an incident's page must not flap open/mitigated within one request.
-        let mut touched: Vec<(String, bool, incident::IncidentState)> = Vec::new();
+        // (incident, state before the batch (None: opened in it), state now)
+        let mut touched: Vec<(
+            String,
+            Option<incident::IncidentState>,
+            incident::IncidentState,
+        )> = Vec::new();
         let mut to_analyze: Vec<String> = Vec::new();
         for e in events {
             self.telemetry
@@ -470,24 +475,21 @@ impl Pipeline {
                 })
                 .flatten();
             let mut anomaly = self.book.record(&e);
-            let before = self
-                .incidents
-                .of_anomaly(e.anomaly_id)
-                .and_then(|id| self.incidents.get(&id))
-                .map(|i| i.state);
-            let (incident_id, change) = self.incidents.observe(&e, &anomaly);
+            let (incident_id, change, state) = self.incidents.observe(&e, &anomaly);
             self.book.set_incident(e.anomaly_id, &incident_id);
-            if !touched.iter().any(|(id, _, _)| *id == incident_id) {
-                let initial = match change {
-                    incident::Change::Opened => None,
-                    incident::Change::Reopened => Some(incident::IncidentState::Mitigated),
-                    _ => before.or(Some(incident::IncidentState::Open)),
-                };
-                touched.push((
-                    incident_id.clone(),
-                    initial.is_none(),
-                    initial.unwrap_or(incident::IncidentState::Open),
-                ));
+            // The state before this batch follows from the first change seen in it.
+            match touched.iter_mut().find(|t| t.0 == incident_id) {
+                Some(t) => t.2 = state,
+                None => {
+                    use incident::{Change, IncidentState};
+                    let initial = match change {
+                        Change::Opened => None,
+                        Change::Reopened => Some(IncidentState::Mitigated),
+                        Change::Mitigated | Change::Joined => Some(IncidentState::Open),
+                        Change::Updated => Some(state),
+                    };
+                    touched.push((incident_id.clone(), initial, state));
+                }
             }
             if change == incident::Change::Opened {
                 tracing::info!(incident = %incident_id, first = %anomaly.id, metric = %anomaly.metric, series = %e.labels.display(), "incident opened");
@@ -514,19 +516,22 @@ impl Pipeline {
             self.notifier.publish(&e, anomaly, previous);
         }
         use incident::IncidentState::{Mitigated, Open};
-        for (id, opened, initial) in touched {
-            let Some(now) = self.incidents.get(&id) else {
-                continue;
-            };
-            let steps: &[&'static str] = match (opened, initial, now.state) {
-                (true, _, Mitigated) => &["incident.opened", "incident.mitigated"],
-                (true, _, _) => &["incident.opened"],
-                (false, Open, Mitigated) => &["incident.mitigated"],
-                (false, Mitigated, Open) => &["incident.reopened"],
+        for (id, initial, now) in touched {
+            let steps: &[&'static str] = match (initial, now) {
+                (None, Mitigated) => &["incident.opened", "incident.mitigated"],
+                (None, _) => &["incident.opened"],
+                (Some(Open), Mitigated) => &["incident.mitigated"],
+                (Some(Mitigated), Open) => &["incident.reopened"],
                 _ => &[],
             };
+            if steps.is_empty() {
+                continue;
+            }
+            let Some(snapshot) = self.incidents.get(&id) else {
+                continue;
+            };
             for step in steps {
-                self.notifier.publish_incident(step, now.clone());
+                self.notifier.publish_incident(step, snapshot.clone());
             }
         }
         // Queued after the notifications above, so `incident.analyzed` never precedes

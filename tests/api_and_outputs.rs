@@ -2,34 +2,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::routing::post;
 use common::*;
-
-type Inbox = Arc<Mutex<Vec<Bytes>>>;
-
-/// An HTTP receiver on an ephemeral port that stores every POST body.
-async fn receiver(path: &'static str) -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let sink = inbox.clone();
-    let app = axum::Router::new().route(
-        path,
-        post(move |body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(body);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}{}", listener.local_addr().unwrap(), path);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, inbox)
-}
 
 const LABELS: &[(&str, &str)] = &[
     ("__name__", "order_latency_p99"),

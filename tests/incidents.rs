@@ -3,36 +3,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::routing::post;
 use common::*;
 use sre_agent::ingest::encode::TimeSeries;
 
-async fn receiver() -> (String, Arc<Mutex<Vec<Bytes>>>) {
-    let inbox: Arc<Mutex<Vec<Bytes>>> = Arc::default();
-    let sink = inbox.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(body);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, inbox)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_storm_of_one_service_becomes_one_incident() {
-    let (hook, inbox) = receiver().await;
+    let (hook, inbox) = receiver("/hook").await;
     let mut config = test_config();
     config.notification.webhook.url = hook;
     config.notification.webhook.events = vec![

@@ -6,27 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Agent, ChildGuard, free_port, remote_write_request, scratch_dir, spike_series, test_config,
-    wait_ready, wait_until,
+    Agent, free_port, remote_write_request, scratch_dir, spike_series, start_agent_process,
+    test_config, wait_ready, wait_until,
 };
 
 const LABELS: &[(&str, &str)] = &[("__name__", "queue_depth"), ("pod", "p1")];
-
-fn start(dir: &std::path::Path, port: u16) -> ChildGuard {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("agent-{port}.log"))).expect("log"))
-        .spawn()
-        .expect("start sre-agent");
-    ChildGuard(child)
-}
 
 async fn samples_seen(client: &reqwest::Client, port: u16) -> Option<u64> {
     let url = format!("http://127.0.0.1:{port}/api/v1/baselines?match=queue_depth");
@@ -41,7 +25,7 @@ async fn baselines_survive_a_restart_and_move_by_export_and_import() {
     let _ = std::fs::remove_file(dir.join("baselines.jsonl"));
     let client = reqwest::Client::new();
     let port = free_port();
-    let mut agent = start(&dir, port);
+    let mut agent = start_agent_process(&dir, port, &[]);
     let up = wait_ready(
         &client,
         &format!("http://127.0.0.1:{port}/ready"),
@@ -86,7 +70,7 @@ async fn baselines_survive_a_restart_and_move_by_export_and_import() {
 
     // A new process knows the series' baseline before any new sample arrives.
     let port = free_port();
-    let _agent = start(&dir, port);
+    let _agent = start_agent_process(&dir, port, &[]);
     let restored = wait_until(Duration::from_secs(20), || async {
         samples_seen(&client, port).await == Some(200)
     })

@@ -19,30 +19,10 @@ const LABELS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_start_trains_baselines_from_prometheus_history() {
     sre_agent::notify::http::install_crypto_provider();
-    let Some(prometheus) = real_binary(&["prometheus"]) else {
+    let Some((_program, port, _dir)) = prometheus_receiver("prom-backfill").await else {
         return;
     };
-    let dir = scratch_dir("prom-backfill");
-    let port = free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        "global:\n  scrape_interval: 1h\n",
-    )
-    .unwrap();
-    let program = Spawned::start(
-        &prometheus,
-        &[
-            format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
-        dir.join("prometheus.log"),
-    );
     let client = reqwest::Client::new();
-    let ready = format!("http://127.0.0.1:{port}/-/ready");
-    let up = wait_ready(&client, &ready, Duration::from_secs(30)).await;
-    assert!(up, "Prometheus did not start:\n{}", program.log_text());
 
     // Three hours of history at 15 s, in order, 240 samples per request.
     let now = now_ms() / 15_000 * 15_000;

@@ -36,34 +36,10 @@ async fn query(client: &reqwest::Client, port: u16, promql: &str) -> serde_json:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writeback_lands_in_a_real_prometheus_and_promql_finds_the_anomaly() {
     sre_agent::notify::http::install_crypto_provider();
-    let Some(prometheus) = real_binary(&["prometheus"]) else {
+    let Some((program, port, dir)) = prometheus_receiver("prom-writeback").await else {
         return;
     };
-    let dir = scratch_dir("prom-writeback");
-    let port = free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        "global:\n  scrape_interval: 1h\n",
-    )
-    .unwrap();
-    let program = Spawned::start(
-        &prometheus,
-        &[
-            format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
-        dir.join("prometheus.log"),
-    );
     let client = reqwest::Client::new();
-    let up = wait_ready(
-        &client,
-        &format!("http://127.0.0.1:{port}/-/ready"),
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(up, "Prometheus did not start:\n{}", program.log_text());
 
     let mut config = test_config();
     config.writeback.url = format!("http://127.0.0.1:{port}/api/v1/write");

@@ -43,24 +43,6 @@ async fn serve_exporter() -> std::net::SocketAddr {
     addr
 }
 
-fn start_agent(dir: &std::path::Path, port: u16) -> ChildGuard {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("SRE_AGENT_WRITE_USERNAME", "prometheus")
-        .env("SRE_AGENT_WRITE_PASSWORD", "shard-pw")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("agent-{port}.log"))).unwrap())
-        .spawn()
-        .expect("start sre-agent");
-    ChildGuard(child)
-}
-
 async fn series_of(client: &reqwest::Client, port: u16) -> BTreeSet<LabelSet> {
     let body: serde_json::Value = client
         .get(format!(
@@ -119,7 +101,14 @@ async fn three_replicas_sharded_by_hashmod_each_series_on_exactly_one() {
     for (i, port) in ports.iter().enumerate() {
         let data = dir.join(format!("agent-{i}"));
         std::fs::create_dir_all(&data).unwrap();
-        agents.push(start_agent(&data, *port));
+        agents.push(start_agent_process(
+            &data,
+            *port,
+            &[
+                ("SRE_AGENT_WRITE_USERNAME", "prometheus"),
+                ("SRE_AGENT_WRITE_PASSWORD", "shard-pw"),
+            ],
+        ));
         let ready = wait_ready(
             &client,
             &format!("http://127.0.0.1:{port}/ready"),

@@ -250,24 +250,36 @@ pub fn dense_vector(text: &str) -> Vec<f32> {
 
 /// An incident's signature as searchable text: where, which metrics, what the evidence said.
 pub fn signature(incident: &crate::incident::Incident) -> String {
+    let rca = incident.rca.as_ref();
+    signature_with(
+        incident,
+        rca.map_or(&[], |r| r.events.as_slice()),
+        rca.and_then(|r| r.logs.as_ref()),
+    )
+}
+
+/// [`signature`] with the evidence of an analysis still in progress.
+pub fn signature_with(
+    incident: &crate::incident::Incident,
+    events: &[super::events::ClusterEvent],
+    logs: Option<&super::logs::LogSummary>,
+) -> String {
     let mut parts: Vec<String> = Vec::new();
     parts.extend(incident.group.iter().map(|(k, v)| format!("{k} {v}")));
     parts.extend(incident.metrics.iter().cloned());
     parts.extend(incident.categories.iter().cloned());
-    if let Some(rca) = &incident.rca {
+    parts.extend(
+        events
+            .iter()
+            .map(|e| format!("event {} {}", e.reason, e.object)),
+    );
+    if let Some(logs) = logs {
         parts.extend(
-            rca.events
+            logs.counts
                 .iter()
-                .map(|e| format!("event {} {}", e.reason, e.object)),
+                .filter(|(_, n)| **n > 0)
+                .map(|(p, _)| format!("logs {p}")),
         );
-        if let Some(logs) = &rca.logs {
-            parts.extend(
-                logs.counts
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(p, _)| format!("logs {p}")),
-            );
-        }
     }
     parts.join(" ")
 }

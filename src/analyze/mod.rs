@@ -269,19 +269,7 @@ impl Analyzer {
         hypotheses.extend(first_movers(&all));
         // Past incidents like this one: their confirmed cause is a hypothesis, weighted by how
         // alike they are (an incident never matches itself: it is written back only resolved).
-        let mut probe = incident.clone();
-        probe.rca = Some(Rca {
-            analyzed_at: String::new(),
-            duration_ms: 0,
-            hypotheses: Vec::new(),
-            moved: Vec::new(),
-            events: events.clone(),
-            logs: logs.clone(),
-            similar: Vec::new(),
-            llm_summary: None,
-            notes: Vec::new(),
-        });
-        let signature = knowledge::signature(&probe);
+        let signature = knowledge::signature_with(incident, &events, logs.as_ref());
         let found = match self.remote_knowledge.get() {
             None => self.knowledge.search(&signature, 3, 0.35),
             Some(remote) => {

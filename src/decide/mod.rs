@@ -45,7 +45,7 @@ pub(crate) mod test_support {
             window: std::time::Duration::from_secs(600),
             max_resolved: 10,
         });
-        let (id, _) = book.observe(&e, &crate::detect::book::Anomaly::from_event(&e));
+        let (id, _, _) = book.observe(&e, &crate::detect::book::Anomaly::from_event(&e));
         let fact = crate::analyze::facts::SeriesFact {
             metric: "memory_usage".into(),
             labels: [("pod".to_string(), "risk-service-0".to_string())].into(),

@@ -139,8 +139,9 @@ impl IncidentBook {
         }
     }
 
-    /// Files an anomaly transition under its incident; returns the incident id and what changed.
-    pub fn observe(&self, e: &AnomalyEvent, a: &Anomaly) -> (String, Change) {
+    /// Files an anomaly transition under its incident; returns the incident id, what changed
+    /// and the state it is in now.
+    pub fn observe(&self, e: &AnomalyEvent, a: &Anomaly) -> (String, Change, IncidentState) {
         let mut inner = self.lock();
         inner.clock_ms = inner.clock_ms.max(e.ts);
         self.resolve_quiet(&mut inner);
@@ -186,7 +187,7 @@ impl IncidentBook {
         };
         inner.by_anomaly.insert(e.anomaly_id, raw);
         let Some(incident) = inner.incidents.get_mut(&raw) else {
-            return (incident_id(raw), Change::Updated);
+            return (incident_id(raw), Change::Updated, IncidentState::Open);
         };
         let was = incident.state;
         let firing = e.kind != EventKind::Resolved;
@@ -236,7 +237,7 @@ impl IncidentBook {
                 _ => Change::Updated,
             }
         };
-        (incident.id.clone(), change)
+        (incident.id.clone(), change, incident.state)
     }
 
     /// Advances the clock (sample time) and resolves incidents quiet for `window`.

@@ -34,7 +34,8 @@ fn book() -> IncidentBook {
 }
 
 fn observe(b: &IncidentBook, e: &AnomalyEvent) -> (String, Change) {
-    b.observe(e, &Anomaly::from_event(e))
+    let (id, change, _) = b.observe(e, &Anomaly::from_event(e));
+    (id, change)
 }
 
 const ORDER_1: &[(&str, &str)] = &[

@@ -17,6 +17,7 @@ use super::batch::{Batch, MetricType};
 use super::exposition;
 use crate::config::{ScrapeConfig, ScrapeTarget};
 use crate::store::STALE_NAN_BITS;
+use crate::writeback::escape;
 
 /// What Prometheus asks for; we parse text format 0.0.4 only.
 const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
@@ -325,12 +326,6 @@ impl ScrapeHealth {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), TargetHealth>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -103,7 +103,8 @@ pub fn collect(store: &Store, all: bool) -> Vec<ExportSeries> {
     out
 }
 
-fn escape(v: &str) -> String {
+/// Escapes a label value for text exposition.
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

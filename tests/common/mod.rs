@@ -339,3 +339,78 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
+
+/// Bodies a [`receiver`] got, in arrival order.
+pub type Inbox = Arc<std::sync::Mutex<Vec<axum::body::Bytes>>>;
+
+/// An HTTP receiver on an ephemeral port that stores every POST body to `path` (a webhook or a
+/// remote-write endpoint); returns its URL.
+pub async fn receiver(path: &'static str) -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{}", listener.local_addr().unwrap(), path);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, inbox)
+}
+
+/// The real `sre-agent serve` binary on 127.0.0.1:`port` with its data in `dir` (log in
+/// `dir/agent-<port>.log`), with extra environment variables; killed on drop.
+pub fn start_agent_process(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> ChildGuard {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("agent-{port}.log"))).expect("log"))
+        .spawn()
+        .expect("start sre-agent");
+    ChildGuard(child)
+}
+
+/// A real Prometheus with its remote-write receiver on, scraping nothing, in a scratch dir
+/// named after `name`; waits until it is ready. `None` when `prometheus` is not installed (and
+/// `SRE_AGENT_REQUIRE_REAL` is unset).
+pub async fn prometheus_receiver(name: &str) -> Option<(Spawned, u16, std::path::PathBuf)> {
+    let prometheus = real_binary(&["prometheus"])?;
+    let dir = scratch_dir(name);
+    let port = free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )
+    .unwrap();
+    let program = Spawned::start(
+        &prometheus,
+        &[
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--web.enable-remote-write-receiver".into(),
+        ],
+        dir.join("prometheus.log"),
+    );
+    let up = wait_ready(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(up, "Prometheus did not start:\n{}", program.log_text());
+    Some((program, port, dir))
+}
