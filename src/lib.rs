@@ -52,6 +52,10 @@ pub enum BuildError {
     Rules(#[from] analyze::rules::RulesError),
     #[error(transparent)]
     Knowledge(#[from] analyze::knowledge::KnowledgeError),
+    #[error(transparent)]
+    Playbooks(#[from] decide::playbooks::PlaybookError),
+    #[error(transparent)]
+    Audit(#[from] act::audit::AuditError),
 }
 
 fn unix_ms() -> i64 {
@@ -84,9 +88,11 @@ pub struct Pipeline {
     rca_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
     /// Newest sample time seen (ms), the incidents' clock: sample time, so the simulator and
     /// replays age incidents as live traffic does.
-    sample_clock: std::sync::atomic::AtomicI64,
+    sample_clock: Arc<std::sync::atomic::AtomicI64>,
     /// Pull mode's targets and their health.
     pub scrape_health: Arc<ingest::scrape::ScrapeHealth>,
+    /// Plans, approvals and their execution, with the audit log.
+    pub remediator: Arc<act::remediator::Remediator>,
     batches: Mutex<Vec<Batch>>,
     started: Instant,
     ready: AtomicBool,
@@ -103,6 +109,26 @@ impl Pipeline {
     pub fn with_event_source(
         config: Config,
         events: Option<Arc<dyn analyze::events::EventSource>>,
+    ) -> Result<Arc<Self>, BuildError> {
+        Self::build(config, events, Vec::new())
+    }
+
+    /// The audit log's directory: `auto_remediation.audit_dir`, else `app.data_dir`.
+    pub fn audit_dir(config: &Config) -> std::path::PathBuf {
+        let dir = &config.auto_remediation.audit_dir;
+        std::path::PathBuf::from(if dir.is_empty() {
+            &config.app.data_dir
+        } else {
+            dir
+        })
+    }
+
+    /// [`Pipeline::with_event_source`] with executors for remediation beyond the built-in HTTP
+    /// one (the Kubernetes executor in a deployment, the simulated cluster's in the demo).
+    pub fn build(
+        config: Config,
+        events: Option<Arc<dyn analyze::events::EventSource>>,
+        executors: Vec<Arc<dyn act::executor::Executor>>,
     ) -> Result<Arc<Self>, BuildError> {
         let catalog = config.catalog()?;
         let rules = analyze::rules::RulesFile::load(&config.rca.rules_file)?;
@@ -165,7 +191,31 @@ impl Pipeline {
             }
         });
         let (rca_queue, rca_receiver) = tokio::sync::mpsc::channel(config.rca.queue_size.max(1));
+        let incidents = Arc::new(incident::IncidentBook::new(config.incidents.params()));
+        let sample_clock = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
+        let playbooks_dir = &config.auto_remediation.playbooks_dir;
+        let playbooks = decide::playbooks::load(
+            (!playbooks_dir.is_empty()).then(|| std::path::Path::new(playbooks_dir.as_str())),
+        )?;
+        let mut executors = executors;
+        executors.push(Arc::new(act::http::HttpExecutor::new(
+            Duration::from_secs(10),
+            3,
+        )?));
+        let remediator = Arc::new(act::remediator::Remediator::open(
+            &Self::audit_dir(&config),
+            act::remediator::Parts {
+                config: config.auto_remediation.clone(),
+                risk: config.risk_assessment.clone(),
+                playbooks,
+                executors,
+                incidents: incidents.clone(),
+                notifier: notifier.clone(),
+                sample_clock: sample_clock.clone(),
+            },
+        )?);
         Ok(Arc::new(Self {
+            remediator,
             analyzer: Arc::new(analyzer),
             learn_queue,
             rca_queue,
@@ -174,8 +224,8 @@ impl Pipeline {
             book: Arc::new(AnomalyBook::new(RESOLVED_HISTORY)),
             inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
             scrape_health: Arc::default(),
-            incidents: Arc::new(incident::IncidentBook::new(config.incidents.params())),
-            sample_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+            incidents,
+            sample_clock,
             notifier,
             telemetry,
             config,
@@ -204,6 +254,9 @@ impl Pipeline {
                 p.handle_events(events);
                 p.incidents.tick(p.sample_clock.load(Ordering::Relaxed));
                 p.notify_resolved_incidents();
+                p.remediator.expire().await;
+                let me = p.clone();
+                let _ = tokio::task::spawn_blocking(move || me.save_incidents()).await;
             }
         });
         if let Some(dir) = self.snapshot_dir() {
@@ -253,7 +306,9 @@ impl Pipeline {
                     }
                 }
                 for id in ids {
-                    p.analyze_incident(&id).await;
+                    if p.analyze_incident(&id).await.is_some() {
+                        p.remediator.consider(&id).await;
+                    }
                 }
             }
         });
@@ -414,6 +469,34 @@ impl Pipeline {
             Ok(Some(r)) => tracing::info!(series = r.created, "baselines snapshot restored"),
             Ok(None) => tracing::info!(dir = %dir.display(), "no baselines snapshot yet"),
             Err(e) => tracing::warn!(error = %e, "baselines snapshot not restored"),
+        }
+    }
+
+    /// Saves incidents when they changed and persistence is on; blocks (file I/O).
+    pub fn save_incidents(&self) {
+        if !self.config.incidents.persist {
+            return;
+        }
+        let dir = std::path::Path::new(&self.config.app.data_dir);
+        match self.incidents.save_if_changed(dir) {
+            Ok(true) => tracing::debug!("incidents saved"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "incidents not saved"),
+        }
+    }
+
+    /// Restores the incidents saved by a previous run, when persistence is on.
+    pub fn restore_incidents(&self) {
+        if !self.config.incidents.persist {
+            return;
+        }
+        match self
+            .incidents
+            .restore(std::path::Path::new(&self.config.app.data_dir))
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(incidents = n, "incidents restored"),
+            Err(e) => tracing::warn!(error = %e, "incidents not restored"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `sre-agent` command line: serve | demo | check-config.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -64,6 +65,12 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Keep state (audit log, knowledge base, incidents) here; default a fresh temp dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Plan, approve and audit, but change nothing in the simulated cluster.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Validate a config file (and the catalog it names) and exit.
     CheckConfig { file: PathBuf },
@@ -241,14 +248,23 @@ fn run(cli: Cli) -> Result<()> {
             init_logging(&config, cli.log_json);
             let listen = listen.unwrap_or_else(|| config.listen_addr());
             runtime()?.block_on(async move {
-                report_inactive_sections(&config);
                 #[cfg(feature = "kube")]
                 let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
                 #[cfg(not(feature = "kube"))]
                 let events = None;
-                let pipeline = Pipeline::with_event_source(config, events)?;
+                #[allow(unused_mut)]
+                let mut executors: Vec<Arc<dyn sre_agent::act::executor::Executor>> = Vec::new();
+                #[cfg(feature = "kube")]
+                match sre_agent::act::kubernetes::client(&config.kubernetes).await {
+                    Ok(client) => executors.push(Arc::new(sre_agent::act::kubernetes::KubeExecutor::new(client))),
+                    Err(e) => tracing::info!(reason = %e, "remediation: no Kubernetes API reachable; Kubernetes steps are refused (planned and audited in dry run)"),
+                }
+                let pipeline = Pipeline::build(config, events, executors)?;
+                report_remediation(&pipeline);
                 connect_qdrant(&pipeline).await;
                 pipeline.restore_snapshot();
+                pipeline.restore_incidents();
+                pipeline.remediator.sync_incidents();
                 if !pipeline.config.prometheus.url.is_empty() && pipeline.config.prometheus.backfill.on_start {
                     // Before the listener opens: a live sample would make older history out of order.
                     match pipeline.warm_start().await {
@@ -261,8 +277,12 @@ fn run(cli: Cli) -> Result<()> {
                 tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
                 sre_agent::serve(pipeline.clone(), listener, shutdown_signal()).await?;
                 let p = pipeline.clone();
-                tokio::task::spawn_blocking(move || p.save_snapshot_now()).await?;
-                tracing::info!("baselines saved; bye");
+                tokio::task::spawn_blocking(move || {
+                    p.save_snapshot_now();
+                    p.save_incidents();
+                })
+                .await?;
+                tracing::info!("baselines and incidents saved; bye");
                 Ok(())
             })
         }
@@ -272,6 +292,8 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             seed,
             json,
+            data_dir,
+            dry_run,
         } => {
             let config = load(config.as_ref())?;
             init_logging(&config, cli.log_json);
@@ -282,6 +304,8 @@ fn run(cli: Cli) -> Result<()> {
                     duration: duration.map(Duration::from_secs),
                     seed,
                     verbose: !json,
+                    data_dir,
+                    dry_run,
                 };
                 let summary = tokio::select! {
                     s = demo::run(opts) => s?,
@@ -344,10 +368,18 @@ async fn connect_qdrant(pipeline: &std::sync::Arc<Pipeline>) {
     );
 }
 
-fn report_inactive_sections(config: &Config) {
-    if !config.auto_remediation.is_null() || !config.risk_assessment.is_null() {
-        tracing::warn!(
-            "risk_assessment/auto_remediation settings are accepted but remediation is not implemented in this version"
+fn report_remediation(pipeline: &Pipeline) {
+    let r = &pipeline.config.auto_remediation;
+    if !r.enabled {
+        tracing::info!("remediation off: no plans are made");
+    } else if r.dry_run {
+        tracing::info!(audit = %pipeline.remediator.audit_log().path().display(), "remediation in DRY RUN: plans are made, approved and audited; nothing is changed");
+    } else {
+        tracing::warn!(audit = %pipeline.remediator.audit_log().path().display(), "remediation LIVE: approved plans change the cluster");
+    }
+    if r.callback_secret.is_empty() {
+        tracing::info!(
+            "auto_remediation.callback_secret unset: approval links stop working when the agent restarts"
         );
     }
 }

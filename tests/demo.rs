@@ -19,6 +19,8 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
         duration: Some(Duration::from_secs(4)),
         seed: 7,
         verbose: false,
+        data_dir: None,
+        dry_run: false,
     })
     .await
     .expect("demo runs");
@@ -65,4 +67,58 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
     let text = summary.render();
     assert!(text.contains("detected 4/4"));
     assert!(text.contains(&format!("root cause correct {correct}/4")));
+
+    // Decide and act: a plan per incident, by the playbook its cause calls for.
+    let by_playbook = |id: &str| {
+        summary
+            .plans
+            .iter()
+            .find(|p| p.playbook == id)
+            .unwrap_or_else(|| panic!("no {id} plan: {text}"))
+    };
+    // The leak's restart needs no approval and ran against the simulated cluster.
+    let restart = by_playbook("pod-restart");
+    assert_eq!(
+        (restart.risk_level.as_str(), restart.state.as_str()),
+        ("AUTO", "approved")
+    );
+    assert!(
+        restart.steps[0].starts_with("done pod_restart on risk/"),
+        "{restart:?}"
+    );
+    // The bad deploy's rollback waited for two people, who approved through the links.
+    let rollback = by_playbook("service-rollback");
+    assert_eq!(rollback.approvers.len(), 2, "{rollback:?}");
+    assert!(rollback.approvers.iter().all(|a| a.ends_with("(callback)")));
+    assert!(rollback.steps[0].starts_with("done deployment_rollback on api/api-gateway"));
+    // Wallets are never touched.
+    let wallet = summary
+        .plans
+        .iter()
+        .find(|p| p.incident_id == summary.incidents[3].agent_incidents[0])
+        .expect("wallet plan");
+    assert_eq!(wallet.state, "diagnose_only", "{wallet:?}");
+    assert!(summary.approvals_by_link >= 2);
+    assert!(
+        summary
+            .cluster_changes
+            .iter()
+            .any(|c| c.starts_with("DELETE /api/v1/namespaces/risk/pods/"))
+    );
+    assert!(
+        summary
+            .cluster_changes
+            .iter()
+            .any(|c| c == "PUT /apis/apps/v1/namespaces/api/deployments/api-gateway")
+    );
+    assert!(
+        !summary
+            .cluster_changes
+            .iter()
+            .any(|c| c.contains("/wallet/"))
+    );
+    assert!(
+        summary.audit_intact && summary.audit_records >= 10,
+        "{text}"
+    );
 }

@@ -94,6 +94,7 @@ impl AuditLog {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        repair_torn_tail(&path).map_err(io)?;
         let (seq, hash) = if path.exists() {
             match verify(&path) {
                 Ok(summary) => (summary.records, summary.last_hash),
@@ -156,6 +157,11 @@ impl AuditLog {
         Ok(record)
     }
 
+    /// Every record, oldest first (start-up replay).
+    pub fn all(&self) -> Result<Vec<Record>, AuditError> {
+        self.recent(usize::MAX)
+    }
+
     /// The last `limit` records (oldest first), for the API.
     pub fn recent(&self, limit: usize) -> Result<Vec<Record>, AuditError> {
         let io = |reason| AuditError::Io {
@@ -178,6 +184,23 @@ impl AuditLog {
         }
         Ok(out.into())
     }
+}
+
+/// A crash mid-append can leave a last line without its newline. Its record was never
+/// fsync'd, so nothing it describes happened (callers act only after `append` returns): the
+/// fragment is cut off, and said so, instead of refusing to start.
+fn repair_torn_tail(path: &Path) -> std::io::Result<()> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(());
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(path = %path.display(), cut_bytes = bytes.len() - keep, "audit log ended in a partly written record (crash mid-append); cutting it off");
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(keep as u64)?;
+    f.sync_all()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -280,6 +303,24 @@ mod tests {
         assert_eq!(r.seq, 4);
         assert_eq!(verify(&d.join(FILE)).unwrap().records, 4);
         assert_eq!(log.recent(2).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_record_torn_by_a_crash_is_cut_off_at_open() {
+        let d = dir("torn");
+        write_three(&d);
+        let mut text = std::fs::read_to_string(d.join(FILE)).unwrap();
+        text.push_str("{\"seq\":4,\"at\":\"2026-");
+        std::fs::write(d.join(FILE), &text).unwrap();
+        assert!(verify(&d.join(FILE)).is_err());
+        let log = AuditLog::open(&d).unwrap();
+        assert_eq!(log.all().unwrap().len(), 3);
+        let r = log
+            .append("refusal", "executor", "PLAN-1", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(r.seq, 4);
+        assert_eq!(verify(&d.join(FILE)).unwrap().records, 4);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ClusterEvent {
     pub namespace: String,
     /// e.g. ScalingReplicaSet, OOMKilled, BackOff, FailedScheduling.

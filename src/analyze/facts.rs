@@ -10,14 +10,15 @@ use crate::detect::robust::median;
 use crate::store::RecentSeries;
 
 /// One series around the incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SeriesFact {
     pub metric: String,
     pub labels: BTreeMap<String, String>,
     /// One of the incident's anomalous series.
     pub anomalous: bool,
     /// Its anomalies' kinds (anomaly, predicted_breach, level_shift, peer_outlier).
-    pub kinds: Vec<&'static str>,
+    #[serde(deserialize_with = "crate::detect::event::static_kinds")]
+    pub kinds: Vec<crate::detect::event::KindName>,
     pub cumulative: bool,
     /// Sample time (ms) the series left its pre-incident level, if it did.
     pub onset_ms: Option<i64>,

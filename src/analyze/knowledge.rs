@@ -33,7 +33,7 @@ pub struct Entry {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Match {
     pub entry: Entry,
     pub similarity: f64,
@@ -307,20 +307,44 @@ pub fn from_incident(incident: &crate::incident::Incident) -> Entry {
         title: incident.title.clone(),
         text,
         cause: top.map(|h| h.cause.clone()).unwrap_or_default(),
-        actions: top
-            .map(|h| {
+        // What was done when something was; else what the RCA suggested.
+        actions: if incident.remediation.iter().any(|n| !n.actions.is_empty()) {
+            incident
+                .remediation
+                .iter()
+                .flat_map(|n| {
+                    n.actions
+                        .iter()
+                        .map(move |a| format!("{}: {a}", n.playbook_id))
+                })
+                .collect()
+        } else {
+            top.map(|h| {
                 h.remediation
                     .iter()
                     .map(|r| format!("suggested {} on {}", r.action, r.target))
                     .collect()
             })
-            .unwrap_or_default(),
-        outcome: match lasted {
-            Some(m) => format!(
-                "resolved after {m} min ({} anomalies)",
-                incident.anomalies.len()
-            ),
-            None => format!("resolved ({} anomalies)", incident.anomalies.len()),
+            .unwrap_or_default()
+        },
+        outcome: {
+            let mut outcome = match lasted {
+                Some(m) => format!(
+                    "resolved after {m} min ({} anomalies)",
+                    incident.anomalies.len()
+                ),
+                None => format!("resolved ({} anomalies)", incident.anomalies.len()),
+            };
+            for n in &incident.remediation {
+                outcome.push_str(&format!(
+                    "; plan {} ({}): {}{}",
+                    n.plan_id,
+                    n.playbook_id,
+                    n.status,
+                    if n.dry_run { " (dry run)" } else { "" }
+                ));
+            }
+            outcome
         },
         created_at: incident
             .resolved_at

@@ -23,19 +23,7 @@ pub async fn event_source(config: &KubernetesConfig) -> Option<Arc<dyn EventSour
     if !config.events {
         return None;
     }
-    let client = if config.api_url.is_empty() {
-        kube::Client::try_default().await.map_err(|e| e.to_string())
-    } else {
-        config
-            .api_url
-            .parse::<http::Uri>()
-            .map_err(|e| format!("kubernetes.api_url: {e}"))
-            .and_then(|uri| {
-                let mut c = kube::Config::new(uri);
-                c.read_timeout = Some(std::time::Duration::from_secs(10));
-                kube::Client::try_from(c).map_err(|e| e.to_string())
-            })
-    };
+    let client = crate::act::kubernetes::client(config).await;
     match client {
         Ok(client) => {
             tracing::info!("Kubernetes events: reading through the API server");

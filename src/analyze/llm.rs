@@ -252,6 +252,23 @@ pub fn redact(text: &str) -> String {
         if i > 0 {
             out.push(' ');
         }
+        // scheme://user:password@host first: the rest of the word may hold `token=…` too.
+        let unmasked = word;
+        let masked_userinfo;
+        let word = match unmasked.find("://") {
+            Some(scheme_end)
+                if unmasked[scheme_end + 3..]
+                    .split(['/', '?', '#'])
+                    .next()
+                    .is_some_and(|authority| authority.contains('@')) =>
+            {
+                let rest = &unmasked[scheme_end + 3..];
+                let at = rest.find('@').unwrap_or(0);
+                masked_userinfo = format!("{}***{}", &unmasked[..scheme_end + 3], &rest[at..]);
+                masked_userinfo.as_str()
+            }
+            _ => unmasked,
+        };
         let lower = word.to_lowercase();
         if mask_next && lower != "bearer" && lower != "basic" {
             out.push_str("***");
@@ -284,15 +301,6 @@ pub fn redact(text: &str) -> String {
                 }
                 _ => {}
             }
-        }
-        // scheme://user:password@host
-        if let Some(scheme_end) = word.find("://")
-            && let Some(at) = word[scheme_end + 3..].find('@')
-        {
-            out.push_str(&word[..scheme_end + 3]);
-            out.push_str("***");
-            out.push_str(&word[scheme_end + 3 + at..]);
-            continue;
         }
         let opaque = word.len() >= 32
             && word

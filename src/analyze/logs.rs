@@ -67,7 +67,7 @@ fn is_5xx(lower: &str) -> bool {
 }
 
 /// What the logs said about an incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogSummary {
     pub query: String,
     pub lines: usize,

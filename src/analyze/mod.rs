@@ -34,7 +34,7 @@ use facts::SeriesFact;
 use logs::{LogSummary, Loki};
 use rules::{Inputs, Remediation, RulesFile};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Hypothesis {
     /// Short id of the cause (e.g. `cpu_saturation`), what playbooks match on.
     pub cause: String,
@@ -48,7 +48,7 @@ pub struct Hypothesis {
 }
 
 /// The result of one analysis of an incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Rca {
     pub analyzed_at: String,
     pub duration_ms: u64,

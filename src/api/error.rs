@@ -12,10 +12,16 @@ pub enum ApiError {
     BadRequest(String),
     Unauthorized,
     NotFound(String),
+    /// Refused on purpose (a forged, expired or used callback token).
+    Forbidden(String),
+    /// The request conflicts with the resource's state (plan already decided, expired).
+    Conflict(String),
     PayloadTooLarge(String),
     RequestTimeout(String),
     UnsupportedMediaType(String),
-    Overloaded { retry_after_seconds: u32 },
+    Overloaded {
+        retry_after_seconds: u32,
+    },
     Unavailable(String),
 }
 
@@ -31,6 +37,8 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -43,6 +51,8 @@ impl ApiError {
         match self {
             Self::BadRequest(m)
             | Self::NotFound(m)
+            | Self::Forbidden(m)
+            | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
             | Self::RequestTimeout(m)
             | Self::UnsupportedMediaType(m)

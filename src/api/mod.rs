@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod plans;
 pub mod routes;
 pub mod write;
 
@@ -33,6 +34,17 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/api/v1/incidents/{id}", get(routes::incident))
         .route("/api/v1/knowledge", get(routes::knowledge))
         .route("/api/v1/knowledge/runbooks", post(routes::add_runbook))
+        .route("/api/v1/plans", get(plans::plans))
+        .route("/api/v1/plans/{id}", get(plans::plan))
+        .route("/api/v1/approvals", get(plans::approvals))
+        .route("/api/v1/approvals/{id}", get(plans::plan))
+        .route("/api/v1/approvals/{id}/approve", post(plans::approve))
+        .route("/api/v1/approvals/{id}/reject", post(plans::reject))
+        .route(
+            "/api/v1/callbacks/{token}",
+            get(plans::callback_preview).post(plans::callback),
+        )
+        .route("/api/v1/audit", get(plans::audit))
         .route("/api/v1/anomalies", get(routes::anomalies))
         .route("/api/v1/anomalies/{id}", get(routes::anomaly))
         .route(

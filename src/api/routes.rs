@@ -58,6 +58,12 @@ pub async fn status(State(p): Shared) -> Json<serde_json::Value> {
             "remote_write": !c.writeback.url.is_empty(),
         },
         "metrics_collector_connected": t.samples_received.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "remediation": {
+            "enabled": c.auto_remediation.enabled,
+            "dry_run": c.auto_remediation.dry_run,
+            "plans": p.remediator.list().len(),
+            "audit_log": p.remediator.audit_log().path().display().to_string(),
+        },
     }))
 }
 
@@ -419,6 +425,28 @@ pub async fn metrics(State(p): Shared) -> Response {
             out,
             "# HELP sre_agent_incidents_active Incidents open or mitigated (not yet resolved).\n# TYPE sre_agent_incidents_active gauge\nsre_agent_incidents_active {}",
             p.incidents.active_count()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sre_agent_remediation_total Remediation steps by action and result (success, failure, dry_run, refused, rolled_back, rollback_failed, not_reversible).\n# TYPE sre_agent_remediation_total counter"
+        );
+        for ((action, result), n) in p.remediator.outcomes() {
+            let _ = writeln!(
+                out,
+                "sre_agent_remediation_total{{action=\"{}\",result=\"{}\"}} {n}",
+                crate::writeback::escape(&action),
+                crate::writeback::escape(&result)
+            );
+        }
+        let pending = p
+            .remediator
+            .list()
+            .iter()
+            .filter(|plan| plan.state == crate::decide::plan::PlanState::PendingApproval)
+            .count();
+        let _ = writeln!(
+            out,
+            "# HELP sre_agent_plans_pending_approval Plans waiting for approval.\n# TYPE sre_agent_plans_pending_approval gauge\nsre_agent_plans_pending_approval {pending}"
         );
     }
     p.scrape_health.render(&mut out);

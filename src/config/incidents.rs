@@ -15,6 +15,9 @@ pub struct IncidentsConfig {
     /// anomaly of the group within it reopens the incident.
     #[serde(with = "duration")]
     pub window: Duration,
+    /// Incidents are saved to `<data_dir>/incidents.json` (every check interval when changed,
+    /// and at shutdown) and restored at start.
+    pub persist: bool,
 }
 
 impl Default for IncidentsConfig {
@@ -22,6 +25,7 @@ impl Default for IncidentsConfig {
         Self {
             group_by: vec!["namespace".into(), "service".into()],
             window: Duration::from_secs(600),
+            persist: true,
         }
     }
 }

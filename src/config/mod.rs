@@ -10,6 +10,7 @@ pub mod env;
 pub mod incidents;
 pub mod kubernetes;
 pub mod rca;
+pub mod remediation;
 pub mod scrape;
 pub mod secret;
 
@@ -51,7 +52,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub app: AppConfig,
@@ -72,39 +73,14 @@ pub struct Config {
     /// Metric catalog file; empty means the embedded `config/metrics.yaml`.
     #[serde(deserialize_with = "duration::nullable_string")]
     pub catalog_file: String,
-    // Sections of the seed that later stages use; accepted and validated now so a seed config
-    // loads, and reported as inactive at start.
     pub prometheus: PrometheusConfig,
     pub loki: LokiConfig,
     pub llm: LlmConfig,
     pub baseline: BaselineConfig,
-    pub risk_assessment: serde_json::Value,
-    pub auto_remediation: serde_json::Value,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            app: AppConfig::default(),
-            api: ApiConfig::default(),
-            ingest: IngestConfig::default(),
-            store: StoreConfig::default(),
-            anomaly_detection: DetectionConfig::default(),
-            notification: NotificationConfig::default(),
-            writeback: WritebackConfig::default(),
-            scrape: ScrapeConfig::default(),
-            incidents: IncidentsConfig::default(),
-            rca: RcaConfig::default(),
-            kubernetes: KubernetesConfig::default(),
-            catalog_file: String::new(),
-            prometheus: PrometheusConfig::default(),
-            loki: LokiConfig::default(),
-            llm: LlmConfig::default(),
-            baseline: BaselineConfig::default(),
-            risk_assessment: serde_json::Value::Null,
-            auto_remediation: serde_json::Value::Null,
-        }
-    }
+    /// Risk of a planned action (the seed's four weighted dimensions and levels).
+    pub risk_assessment: remediation::RiskConfig,
+    /// Plans, approvals, safety rails and execution.
+    pub auto_remediation: remediation::RemediationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,7 +414,7 @@ impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
-            events: vec![WebhookEvents::Incident],
+            events: vec![WebhookEvents::Incident, WebhookEvents::Plan],
             timeout_seconds: 10,
             queue_size: 4096,
             max_retries: 8,
@@ -451,6 +427,8 @@ impl Default for WebhookConfig {
 pub enum WebhookEvents {
     Incident,
     Anomaly,
+    /// Plans: approval requests (with callback links) and outcomes.
+    Plan,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -941,6 +919,11 @@ impl Config {
         );
         p.extend(self.scrape.problems());
         p.extend(self.incidents.problems());
+        p.extend(self.risk_assessment.problems());
+        p.extend(
+            self.auto_remediation
+                .problems(!self.api.auth_token.is_empty()),
+        );
         p.extend(self.rca.problems());
 
         p

@@ -5,22 +5,67 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::playbooks::{Playbook, matched_triggers, render};
-use super::risk::{RiskAssessment, RiskInput, RiskLevel, RiskWeights, assess};
+use super::risk::{RiskAssessment, RiskInput, RiskLevel, assess};
+use crate::config::remediation::RiskConfig;
 use crate::incident::Incident;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlannedStep {
     pub name: String,
     pub action: String,
     pub target: String,
+    /// The incident's namespace: where the target lives.
+    pub namespace: String,
+    /// As the playbook gives them. Serialized (API, webhooks, audit log) with credentials
+    /// masked; a plan rebuilt from the audit log takes them from its playbook again.
+    #[serde(serialize_with = "serialize_redacted")]
     pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
     pub timeout_seconds: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+/// Parameter names whose values are credentials.
+const SECRET_NAMES: [&str; 7] = [
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+];
+
+/// Step parameters as they may be shown: values of credential-named keys masked, and
+/// credentials inside strings (URL user info, `token=…`, bearer tokens) masked.
+pub fn redacted(
+    parameters: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    parameters
+        .iter()
+        .map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            let shown = if SECRET_NAMES.iter().any(|s| lower.contains(s)) {
+                serde_json::Value::String("***".into())
+            } else if let Some(text) = v.as_str() {
+                serde_json::Value::String(crate::analyze::llm::redact(text))
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
+        .collect()
+}
+
+fn serialize_redacted<S: serde::Serializer>(
+    parameters: &std::collections::BTreeMap<String, serde_json::Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    redacted(parameters).serialize(s)
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanState {
     /// Waiting for approvers.
@@ -34,13 +79,92 @@ pub enum PlanState {
     DiagnoseOnly,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Approval {
     pub approver: String,
     pub at_ms: i64,
+    /// `api` or `callback`.
+    #[serde(default)]
+    pub via: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// How far execution got; written to the audit log with every change, so it survives a crash.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    #[default]
+    NotStarted,
+    Running,
+    /// Every step done and the incident recovered.
+    Succeeded,
+    /// Every step done (or dry run) but the incident did not recover within the window.
+    Unverified,
+    /// A step failed; completed steps were rolled back.
+    RolledBack,
+    /// A step failed and a rollback failed too: needs a human.
+    Failed,
+    /// A safety rail refused a step before it ran.
+    Refused,
+    /// Dry run: every step planned and audited, nothing changed.
+    DryRun,
+    /// The agent stopped while the plan ran; it is never resumed automatically.
+    Interrupted,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Unverified => "unverified",
+            Self::RolledBack => "rolled_back",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+            Self::DryRun => "dry_run",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn finished(self) -> bool {
+        !matches!(self, Self::NotStarted | Self::Running)
+    }
+}
+
+/// One step as it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRun {
+    pub name: String,
+    pub action: String,
+    pub target: String,
+    /// done, failed, dry_run, refused, rolled_back, rollback_failed, skipped.
+    pub status: String,
+    /// The object's state before the action (what a rollback restores).
+    #[serde(default)]
+    pub before: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Execution {
+    pub status: ExecutionStatus,
+    pub dry_run: bool,
+    pub steps: Vec<StepRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<i64>,
+    /// Whether the incident recovered after the actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     pub id: String,
     pub incident_id: String,
@@ -55,6 +179,12 @@ pub struct Plan {
     pub state: PlanState,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// The anomalies firing when the plan was made: verification waits for them to resolve
+    /// (new ones an action causes, such as a restart counter, do not count against it).
+    #[serde(default)]
+    pub watched_anomalies: Vec<String>,
+    #[serde(default)]
+    pub execution: Execution,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -86,7 +216,7 @@ pub struct PlanContext<'a> {
     pub id: String,
     pub now_ms: i64,
     pub approval_ttl: Duration,
-    pub weights: &'a RiskWeights,
+    pub risk: &'a RiskConfig,
 }
 
 /// The plan for `incident`: the first playbook it triggers (in the given order) whose targets
@@ -96,6 +226,7 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
         let t = matched_triggers(p, incident);
         (!t.is_empty()).then_some((p, t))
     })?;
+    let namespace = incident.group.get("namespace").cloned().unwrap_or_default();
     let steps: Vec<PlannedStep> = playbook
         .steps
         .iter()
@@ -104,6 +235,7 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
                 name: s.name.clone(),
                 action: s.action.clone(),
                 target: render(&s.target, incident).ok()?,
+                namespace: namespace.clone(),
                 parameters: s.parameters.clone(),
                 timeout_seconds: s.timeout_seconds,
             })
@@ -111,7 +243,6 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
         .collect::<Option<_>>()?;
     let first = steps.first()?;
     let categories: Vec<String> = incident.categories.iter().cloned().collect();
-    let namespace = incident.group.get("namespace").cloned().unwrap_or_default();
     let target_labels: Vec<(String, String)> = incident
         .anomalies
         .first()
@@ -151,14 +282,14 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
             1.0
         },
     };
-    let mut risk = assess(&input, ctx.weights);
+    let mut risk = assess(&input, &ctx.risk.weights, &ctx.risk.thresholds);
     if let Some(o) = playbook.risk_override {
         let fund = super::risk::touches_funds(&input);
         risk.score = o;
         risk.level = if fund {
             RiskLevel::Critical
         } else {
-            RiskLevel::from_score(o)
+            RiskLevel::from_score_with(o, &ctx.risk.thresholds)
         };
         risk.reasons.push(format!(
             "playbook {} overrides the score with {o}",
@@ -189,6 +320,13 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
         state,
         created_ms: ctx.now_ms,
         expires_ms: ctx.now_ms + ctx.approval_ttl.as_millis() as i64,
+        watched_anomalies: incident
+            .anomalies
+            .iter()
+            .filter(|m| m.firing)
+            .map(|m| m.anomaly_id.clone())
+            .collect(),
+        execution: Execution::default(),
     })
 }
 
@@ -209,7 +347,12 @@ impl Plan {
     }
 
     /// Records an approval; MANUAL plans need two different approvers.
-    pub fn approve(&mut self, approver: &str, now_ms: i64) -> Result<PlanState, PlanError> {
+    pub fn approve(
+        &mut self,
+        approver: &str,
+        via: &str,
+        now_ms: i64,
+    ) -> Result<PlanState, PlanError> {
         if approver.trim().is_empty() {
             return Err(PlanError::Anonymous);
         }
@@ -220,6 +363,7 @@ impl Plan {
         self.approvals.push(Approval {
             approver: approver.into(),
             at_ms: now_ms,
+            via: via.into(),
         });
         if self
             .approvals_required
@@ -240,10 +384,21 @@ impl Plan {
         Ok(())
     }
 
-    /// The plan as the executor may take it: only when approved and not expired.
+    /// The plan as the executor may take it: only when approved, not expired and never
+    /// started before (a plan runs at most once).
     pub fn approved(&self, now_ms: i64) -> Option<ApprovedPlan> {
         let in_time = self.approvals_required == Some(0) || now_ms < self.expires_ms;
-        (self.state == PlanState::Approved && in_time).then(|| ApprovedPlan(self.clone()))
+        let fresh = self.execution.status == ExecutionStatus::NotStarted;
+        (self.state == PlanState::Approved && in_time && fresh).then(|| ApprovedPlan(self.clone()))
+    }
+
+    /// Whether nothing more will happen to it (no approval pending, no execution to come).
+    pub fn settled(&self) -> bool {
+        match self.state {
+            PlanState::PendingApproval => false,
+            PlanState::Approved => self.execution.status.finished(),
+            _ => true,
+        }
     }
 }
 

@@ -44,7 +44,40 @@ impl RiskWeights {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// Upper bounds of the AUTO, SEMI_AUTO and MANUAL levels (the seed's 0.4, 0.6, 0.8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskThresholds {
+    pub auto: f64,
+    pub semi_auto: f64,
+    pub manual: f64,
+}
+
+impl Default for RiskThresholds {
+    fn default() -> Self {
+        Self {
+            auto: 0.4,
+            semi_auto: 0.6,
+            manual: 0.8,
+        }
+    }
+}
+
+impl RiskThresholds {
+    pub fn problems(&self) -> Vec<String> {
+        let ok = 0.0 < self.auto
+            && self.auto <= self.semi_auto
+            && self.semi_auto <= self.manual
+            && self.manual <= 1.0;
+        if ok {
+            Vec::new()
+        } else {
+            vec!["must satisfy 0 < auto <= semi_auto <= manual <= 1".into()]
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RiskLevel {
     /// Executed without approval.
@@ -59,11 +92,15 @@ pub enum RiskLevel {
 
 impl RiskLevel {
     pub fn from_score(score: f64) -> Self {
-        if score < 0.4 {
+        Self::from_score_with(score, &RiskThresholds::default())
+    }
+
+    pub fn from_score_with(score: f64, t: &RiskThresholds) -> Self {
+        if score < t.auto {
             Self::Auto
-        } else if score < 0.6 {
+        } else if score < t.semi_auto {
             Self::SemiAuto
-        } else if score < 0.8 {
+        } else if score < t.manual {
             Self::Manual
         } else {
             Self::Critical
@@ -103,7 +140,7 @@ pub struct RiskInput<'a> {
     pub blast_radius: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RiskAssessment {
     pub score: f64,
     pub level: RiskLevel,
@@ -154,7 +191,11 @@ pub fn touches_funds(input: &RiskInput) -> bool {
         || input.target_labels.iter().any(|(_, v)| hit(v))
 }
 
-pub fn assess(input: &RiskInput, weights: &RiskWeights) -> RiskAssessment {
+pub fn assess(
+    input: &RiskInput,
+    weights: &RiskWeights,
+    thresholds: &RiskThresholds,
+) -> RiskAssessment {
     let mut reasons = Vec::new();
     let base = match input.severity {
         Severity::Low => 0.25,
@@ -210,7 +251,7 @@ pub fn assess(input: &RiskInput, weights: &RiskWeights) -> RiskAssessment {
         + weights.urgency * urgency
         + weights.impact * impact
         + weights.complexity * complexity;
-    let mut level = RiskLevel::from_score(score);
+    let mut level = RiskLevel::from_score_with(score, thresholds);
     if touches_funds(input) {
         level = RiskLevel::Critical;
         reasons.push("wallet/fund-related target: CRITICAL regardless of score".into());
@@ -266,6 +307,7 @@ mod tests {
         let a = assess(
             &input(&cats, "staging-apps", "pod_restart", Severity::Low),
             &RiskWeights::default(),
+            &RiskThresholds::default(),
         );
         let w = RiskWeights::default();
         let sum = w.severity * a.severity
@@ -280,7 +322,7 @@ mod tests {
         let mut i = input(&cats, "trading", "database_failover", Severity::Critical);
         i.firing = 6;
         i.blast_radius = 1.0;
-        let b = assess(&i, &w);
+        let b = assess(&i, &w, &RiskThresholds::default());
         assert!(b.level >= RiskLevel::Manual, "{b:?}");
     }
 
@@ -289,19 +331,19 @@ mod tests {
         let cats = vec!["infrastructure".to_string()];
         let i = input(&cats, "wallet", "pod_restart", Severity::Low);
         assert_eq!(
-            assess(&i, &RiskWeights::default()).level,
+            assess(&i, &RiskWeights::default(), &RiskThresholds::default()).level,
             RiskLevel::Critical
         );
         let labels = vec![("app".to_string(), "fund-settlement".to_string())];
         let mut i = input(&cats, "payments", "pod_restart", Severity::Low);
         i.target_labels = &labels;
-        let a = assess(&i, &RiskWeights::default());
+        let a = assess(&i, &RiskWeights::default(), &RiskThresholds::default());
         assert_eq!(a.level, RiskLevel::Critical);
         assert!(a.reasons.last().unwrap().contains("CRITICAL"));
         let wallet = vec!["wallet".to_string()];
         let i = input(&wallet, "ops", "hpa_scale", Severity::Low);
         assert_eq!(
-            assess(&i, &RiskWeights::default()).level,
+            assess(&i, &RiskWeights::default(), &RiskThresholds::default()).level,
             RiskLevel::Critical
         );
     }
@@ -314,5 +356,29 @@ mod tests {
             ..RiskWeights::default()
         };
         assert!(bad.problems()[0].contains("sum to 1"));
+    }
+
+    #[test]
+    fn thresholds_move_the_levels_and_are_validated() {
+        let strict = RiskThresholds {
+            auto: 0.2,
+            semi_auto: 0.3,
+            manual: 0.5,
+        };
+        assert_eq!(
+            RiskLevel::from_score_with(0.25, &strict),
+            RiskLevel::SemiAuto
+        );
+        assert_eq!(
+            RiskLevel::from_score_with(0.55, &strict),
+            RiskLevel::Critical
+        );
+        assert!(strict.problems().is_empty());
+        let bad = RiskThresholds {
+            auto: 0.7,
+            semi_auto: 0.6,
+            manual: 0.8,
+        };
+        assert!(!bad.problems().is_empty());
     }
 }

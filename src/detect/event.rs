@@ -51,6 +51,42 @@ impl AnomalyKind {
     }
 }
 
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 4] = [
+        Self::Anomaly,
+        Self::PredictedBreach,
+        Self::LevelShift,
+        Self::PeerOutlier,
+    ];
+
+    /// The kind named `name`; unknown names (from a newer version's state file) read as
+    /// `anomaly`.
+    pub fn from_name(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or_default()
+    }
+}
+
+/// A kind's name. An alias, not `&'static str` written out: serde would borrow a field
+/// spelled `&str` from its input instead of using [`static_kind`].
+pub type KindName = &'static str;
+
+/// Reads a kind name stored as `&'static str` (restored incidents and RCA facts).
+pub fn static_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name: String = serde::Deserialize::deserialize(d)?;
+    Ok(AnomalyKind::from_name(&name).as_str())
+}
+
+pub fn static_kinds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    let names: Vec<String> = serde::Deserialize::deserialize(d)?;
+    Ok(names
+        .iter()
+        .map(|n| AnomalyKind::from_name(n).as_str())
+        .collect())
+}
+
 /// Why an anomaly resolved, when it did not simply calm down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

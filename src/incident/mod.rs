@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect::Severity;
 use crate::detect::book::{Anomaly, rfc3339_ms};
@@ -29,7 +29,7 @@ pub struct IncidentParams {
     pub max_resolved: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentState {
     Open,
@@ -38,11 +38,12 @@ pub enum IncidentState {
 }
 
 /// One anomaly as the incident lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Member {
     pub anomaly_id: String,
     pub metric: String,
-    pub kind: &'static str,
+    #[serde(deserialize_with = "crate::detect::event::static_kind")]
+    pub kind: crate::detect::event::KindName,
     pub labels: BTreeMap<String, String>,
     pub severity: Severity,
     pub started_at: String,
@@ -51,7 +52,7 @@ pub struct Member {
     pub started_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
     pub state: IncidentState,
@@ -69,6 +70,8 @@ pub struct Incident {
     pub anomalies: Vec<Member>,
     /// The latest root-cause analysis, once one has run.
     pub rca: Option<crate::analyze::Rca>,
+    /// Plans made for it and how they ended.
+    pub remediation: Vec<RemediationNote>,
     #[serde(skip)]
     raw_id: u64,
     #[serde(skip)]
@@ -76,6 +79,18 @@ pub struct Incident {
     /// Sample time of its latest transition.
     #[serde(skip)]
     pub last_ms: i64,
+}
+
+/// A plan made for an incident, as the incident (and the knowledge base) remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RemediationNote {
+    pub plan_id: String,
+    pub playbook_id: String,
+    /// pending_approval, rejected, expired, diagnose_only, or the execution's outcome.
+    pub status: String,
+    pub dry_run: bool,
+    /// What ran: `done pod_restart on ns/pod`, `dry_run …`, `rolled_back …`.
+    pub actions: Vec<String>,
 }
 
 /// What an event did to its incident.
@@ -103,6 +118,26 @@ struct Inner {
     just_resolved: Vec<u64>,
     next: u64,
     clock_ms: i64,
+    /// Bumped by every change; saves happen only when it moved.
+    generation: u64,
+    saved_generation: u64,
+}
+
+/// Where incidents are kept across restarts, in the data directory.
+pub const STATE_FILE: &str = "incidents.json";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    incident: Incident,
+    quiet_since_ms: Option<i64>,
+    last_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    clock_ms: i64,
+    incidents: Vec<Stored>,
 }
 
 pub struct IncidentBook {
@@ -125,6 +160,13 @@ impl IncidentBook {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// For changes: the next save writes them.
+    fn lock_mut(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner
+    }
+
     fn group_of(&self, a: &Anomaly) -> BTreeMap<String, String> {
         let group: BTreeMap<String, String> = self
             .params
@@ -142,7 +184,7 @@ impl IncidentBook {
     /// Files an anomaly transition under its incident; returns the incident id, what changed
     /// and the state it is in now.
     pub fn observe(&self, e: &AnomalyEvent, a: &Anomaly) -> (String, Change, IncidentState) {
-        let mut inner = self.lock();
+        let mut inner = self.lock_mut();
         inner.clock_ms = inner.clock_ms.max(e.ts);
         self.resolve_quiet(&mut inner);
         let known = inner.by_anomaly.get(&e.anomaly_id).copied();
@@ -174,6 +216,7 @@ impl IncidentBook {
                                 anomalies_firing: 0,
                                 anomalies: Vec::new(),
                                 rca: None,
+                                remediation: Vec::new(),
                                 raw_id: raw,
                                 quiet_since_ms: None,
                                 last_ms: e.ts,
@@ -259,6 +302,9 @@ impl IncidentBook {
             })
             .map(|i| i.raw_id)
             .collect();
+        if !due.is_empty() {
+            inner.generation += 1;
+        }
         for raw in due {
             if let Some(i) = inner.incidents.get_mut(&raw) {
                 i.state = IncidentState::Resolved;
@@ -318,7 +364,7 @@ impl IncidentBook {
         else {
             return false;
         };
-        let mut inner = self.lock();
+        let mut inner = self.lock_mut();
         let Some(i) = inner.incidents.get_mut(&raw) else {
             return false;
         };
@@ -327,6 +373,115 @@ impl IncidentBook {
         let changed = cause(i.rca.as_ref()) != cause(Some(&rca));
         i.rca = Some(rca);
         changed
+    }
+
+    /// Records (or updates, by plan id) a plan of the incident.
+    pub fn record_remediation(&self, id: &str, note: RemediationNote) {
+        let Some(raw) = id
+            .strip_prefix("INC-")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            return;
+        };
+        let mut inner = self.lock_mut();
+        let Some(i) = inner.incidents.get_mut(&raw) else {
+            return;
+        };
+        match i.remediation.iter_mut().find(|n| n.plan_id == note.plan_id) {
+            Some(n) => *n = note,
+            None => i.remediation.push(note),
+        }
+    }
+
+    /// Writes every incident to `<dir>/incidents.json` (temporary file, fsync, rename) when
+    /// anything changed since the last save. Returns whether it wrote.
+    pub fn save_if_changed(&self, dir: &std::path::Path) -> std::io::Result<bool> {
+        let (generation, stored) = {
+            let inner = self.lock();
+            if inner.generation == inner.saved_generation {
+                return Ok(false);
+            }
+            let mut stored: Vec<Stored> = inner
+                .incidents
+                .values()
+                .map(|i| Stored {
+                    incident: i.clone(),
+                    quiet_since_ms: i.quiet_since_ms,
+                    last_ms: i.last_ms,
+                })
+                .collect();
+            stored.sort_by_key(|s| s.incident.raw_id);
+            (inner.generation, stored)
+        };
+        let body = serde_json::to_vec(&StateFile {
+            version: 1,
+            clock_ms: self.lock().clock_ms,
+            incidents: stored,
+        })
+        .map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(STATE_FILE))?;
+        let mut inner = self.lock();
+        inner.saved_generation = inner.saved_generation.max(generation);
+        Ok(true)
+    }
+
+    /// Restores incidents saved by [`IncidentBook::save_if_changed`]. Incidents that were open
+    /// come back mitigated: the anomalies that kept them open were not saved and are detected
+    /// afresh; a new anomaly of the group reopens them, and quiet ones resolve after `window`.
+    /// Returns how many were restored.
+    pub fn restore(&self, dir: &std::path::Path) -> Result<usize, String> {
+        let path = dir.join(STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let file: StateFile = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not an incidents file ({e})", path.display()))?;
+        let mut inner = self.lock();
+        inner.clock_ms = inner.clock_ms.max(file.clock_ms);
+        let mut count = 0;
+        for s in file.incidents {
+            let Some(raw) = s
+                .incident
+                .id
+                .strip_prefix("INC-")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            else {
+                continue;
+            };
+            let mut i = s.incident;
+            i.raw_id = raw;
+            i.last_ms = s.last_ms;
+            i.quiet_since_ms = s.quiet_since_ms;
+            if i.state == IncidentState::Open {
+                i.state = IncidentState::Mitigated;
+                i.quiet_since_ms = Some(s.last_ms);
+                i.mitigated_at = Some(rfc3339_ms(s.last_ms));
+                for m in &mut i.anomalies {
+                    m.firing = false;
+                }
+                i.anomalies_firing = 0;
+            }
+            if i.state == IncidentState::Resolved {
+                inner.resolved_order.push_back(raw);
+            } else {
+                let group = format!("{:?}", i.group);
+                inner.active_by_group.insert(group, raw);
+            }
+            inner.next = inner.next.max(raw + 1);
+            inner.incidents.insert(raw, i);
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// The incident an anomaly belongs to.

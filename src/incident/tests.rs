@@ -150,3 +150,55 @@ fn series_without_group_labels_group_by_category_and_old_incidents_are_dropped()
         "max_resolved kept"
     );
 }
+
+#[test]
+fn incidents_survive_a_restart_and_ids_are_not_reused() {
+    let dir = std::env::temp_dir().join(format!("sre-agent-incidents-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let b = book();
+    let (open_id, _) = observe(&b, &event(1, EventKind::Fired, ORDER_1, 500_000));
+    let other = [
+        ("__name__", "cpu_usage"),
+        ("namespace", "risk"),
+        ("service", "risk"),
+    ];
+    let (done_id, _) = observe(&b, &event(2, EventKind::Fired, &other, 1_000));
+    observe(&b, &event(2, EventKind::Resolved, &other, 2_000));
+    b.tick(2_000 + 600_000);
+    assert_eq!(b.get(&done_id).unwrap().state, IncidentState::Resolved);
+    b.record_remediation(
+        &open_id,
+        RemediationNote {
+            plan_id: "PLAN-1".into(),
+            playbook_id: "pod-restart".into(),
+            status: "running".into(),
+            dry_run: false,
+            actions: vec![],
+        },
+    );
+    assert!(b.save_if_changed(&dir).unwrap());
+    assert!(!b.save_if_changed(&dir).unwrap(), "nothing changed since");
+
+    let restored = book();
+    assert_eq!(restored.restore(&dir).unwrap(), 2);
+    let was_open = restored.get(&open_id).unwrap();
+    // Its anomalies were not saved: it comes back mitigated, with what it had.
+    assert_eq!(was_open.state, IncidentState::Mitigated);
+    assert_eq!(was_open.anomalies.len(), 1);
+    assert_eq!(was_open.anomalies[0].kind, "anomaly");
+    assert_eq!(was_open.remediation[0].plan_id, "PLAN-1");
+    assert_eq!(
+        restored.get(&done_id).unwrap().state,
+        IncidentState::Resolved
+    );
+    // The same group's next anomaly reopens it; a new group gets a fresh id.
+    let (again, change) = observe(&restored, &event(7, EventKind::Fired, ORDER_1, 700_000));
+    assert_eq!(
+        (again.as_str(), change),
+        (open_id.as_str(), Change::Reopened)
+    );
+    let fresh = [("__name__", "x"), ("namespace", "api"), ("service", "gw")];
+    let (new_id, _) = observe(&restored, &event(8, EventKind::Fired, &fresh, 700_000));
+    assert!(new_id != open_id && new_id != done_id, "{new_id}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

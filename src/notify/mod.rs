@@ -36,6 +36,13 @@ pub enum WebhookMessage {
         incident: Box<crate::incident::Incident>,
         produced_at: std::time::SystemTime,
     },
+    /// `plan.approval_requested` (with callback links), `plan.executed`, `plan.failed`,
+    /// `plan.rejected`, `plan.expired`, `plan.diagnose_only`.
+    Plan {
+        event: &'static str,
+        plan: Box<crate::decide::plan::Plan>,
+        links: Option<crate::act::remediator::CallbackLinks>,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -43,6 +50,7 @@ pub struct Notifier {
     webhook: Option<mpsc::Sender<WebhookMessage>>,
     webhook_anomalies: bool,
     webhook_incidents: bool,
+    webhook_plans: bool,
     alertmanager: Option<mpsc::Sender<Notice>>,
     telemetry: Arc<Telemetry>,
 }
@@ -65,6 +73,7 @@ impl Notifier {
             use crate::config::WebhookEvents;
             n.webhook_anomalies = config.webhook.events.contains(&WebhookEvents::Anomaly);
             n.webhook_incidents = config.webhook.events.contains(&WebhookEvents::Incident);
+            n.webhook_plans = config.webhook.events.contains(&WebhookEvents::Plan);
         }
         if !config.alertmanager.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.alertmanager.queue_size.max(1));
@@ -108,6 +117,26 @@ impl Notifier {
                     event,
                     incident: Box::new(incident),
                     produced_at: std::time::SystemTime::now(),
+                },
+                &id,
+            );
+        }
+    }
+
+    /// A plan's step (approval request with its links, outcome), when `plan` events are on.
+    pub fn publish_plan(
+        &self,
+        event: &'static str,
+        plan: crate::decide::plan::Plan,
+        links: Option<crate::act::remediator::CallbackLinks>,
+    ) {
+        if self.webhook_plans {
+            let id = plan.id.clone();
+            self.send_webhook(
+                WebhookMessage::Plan {
+                    event,
+                    plan: Box::new(plan),
+                    links,
                 },
                 &id,
             );

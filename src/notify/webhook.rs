@@ -1,5 +1,6 @@
 //! Webhook notifications: a JSON POST per incident step (opened, analyzed, mitigated,
-//! resolved) and, when configured, per anomaly transition (fired, escalated, resolved).
+//! resolved), per plan step (approval requested with callback links, executed, failed,
+//! rejected, expired) and, when configured, per anomaly transition (fired, escalated, resolved).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,17 @@ pub struct IncidentPayload<'a> {
     pub event: &'static str,
     pub incident: &'a crate::incident::Incident,
     pub detected_at: String,
+    pub sent_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanPayload<'a> {
+    pub version: &'static str,
+    pub event: &'static str,
+    pub plan: &'a crate::decide::plan::Plan,
+    /// Approve and reject links (POST), on `plan.approval_requested` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callbacks: Option<&'a crate::act::remediator::CallbackLinks>,
     pub sent_at: String,
 }
 
@@ -85,6 +97,17 @@ impl WebhookWorker {
                         event,
                         incident,
                         detected_at: rfc3339(*produced_at),
+                        sent_at: rfc3339(SystemTime::now()),
+                    }),
+                ),
+                WebhookMessage::Plan { event, plan, links } => (
+                    event.to_string(),
+                    plan.id.clone(),
+                    serde_json::to_value(PlanPayload {
+                        version: "1",
+                        event,
+                        plan,
+                        callbacks: links.as_ref(),
                         sent_at: rfc3339(SystemTime::now()),
                     }),
                 ),

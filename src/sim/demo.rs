@@ -1,7 +1,10 @@
 //! `sre-agent demo`: the agent on its embedded defaults, fed by the simulator over real HTTP
-//! remote write, with an in-process webhook receiver that prints anomalies as they fire. With a
-//! duration it ends with a summary: incidents injected and detected, detection delay, false
-//! alarms, and the notification latency.
+//! remote write, with an in-process webhook receiver that prints anomalies, incidents and plans
+//! as they happen and plays the on-call engineers who approve plans by their callback links.
+//! Plans run against the simulated cluster's Kubernetes API (an in-process fake speaking the
+//! real JSON; a restarted pod sheds its leaked memory in the simulator). With a duration it
+//! ends with a summary: incidents injected and detected, detection delay, root causes, false
+//! alarms, plans and their outcomes, and the notification latency.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,11 @@ pub enum DemoError {
     Build(#[from] crate::BuildError),
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct DemoOptions {
@@ -39,6 +47,11 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Print each anomaly as it fires (the CLI does; tests do not).
     pub verbose: bool,
+    /// Where state (audit log, knowledge base, incidents) is kept; `None`: a fresh temporary
+    /// directory.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Plan and audit every step but change nothing in the simulated cluster.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +93,18 @@ pub struct DemoSummary {
     pub incident_notifications: usize,
     pub notify_latency_p50_ms: f64,
     pub notify_latency_max_ms: f64,
+    pub plans: Vec<super::oncall::PlanOutcome>,
+    pub dry_run: bool,
+    /// Approval requests received by webhook, and approvals given through their links.
+    pub approval_requests: usize,
+    pub approvals_by_link: usize,
+    /// Changes the simulated cluster's API received (deletes, patches, replaces).
+    pub cluster_changes: Vec<String>,
+    /// Resolved incidents in the knowledge base with a plan outcome recorded.
+    pub knowledge_with_outcome: usize,
+    pub data_dir: String,
+    pub audit_records: u64,
+    pub audit_intact: bool,
 }
 
 impl DemoSummary {
@@ -154,6 +179,35 @@ impl DemoSummary {
             "notifications: {} anomaly and {} incident webhooks; latency from detection to webhook received: p50 {:.1} ms, max {:.1} ms\n",
             self.notifications, self.incident_notifications, self.notify_latency_p50_ms, self.notify_latency_max_ms
         ));
+        out.push_str(&format!(
+            "plans: {} ({}); {} approval requests by webhook, {} approvals through their callback links\n",
+            self.plans.len(),
+            if self.dry_run {
+                "DRY RUN: planned and audited, nothing changed"
+            } else {
+                "executed against the simulated cluster's Kubernetes API"
+            },
+            self.approval_requests,
+            self.approvals_by_link
+        ));
+        for p in &self.plans {
+            out.push_str(&p.render());
+        }
+        out.push_str(&format!(
+            "cluster changes: {}\n",
+            if self.cluster_changes.is_empty() {
+                "none".to_string()
+            } else {
+                self.cluster_changes.join(", ")
+            }
+        ));
+        out.push_str(&format!(
+            "knowledge base: {} resolved incidents recorded with their plan outcome; audit log {}/audit.jsonl: {} records, chain {}\n",
+            self.knowledge_with_outcome,
+            self.data_dir,
+            self.audit_records,
+            if self.audit_intact { "intact" } else { "BROKEN" }
+        ));
         out
     }
 }
@@ -163,6 +217,8 @@ struct Received {
     latencies_ms: Vec<f64>,
     count: usize,
     incident_count: usize,
+    approval_requests: usize,
+    approvals: usize,
 }
 
 /// Simulated time since the scenario began, as `+HH:MM:SS`.
@@ -177,12 +233,52 @@ async fn start_receiver(
 ) -> Result<(SocketAddr, Arc<Mutex<Received>>), DemoError> {
     let received = Arc::new(Mutex::new(Received::default()));
     let sink = received.clone();
+    let http = crate::notify::http::client(Duration::from_secs(10))
+        .map_err(|e| DemoError::Client(e.to_string()))?;
     let app = axum::Router::new().route(
         "/hook",
         post(move |Json(v): Json<serde_json::Value>| {
             let sink = sink.clone();
+            let http = http.clone();
             async move {
                 let event = v["event"].as_str().unwrap_or("");
+                if event.starts_with("plan.") {
+                    let plan = &v["plan"];
+                    if verbose {
+                        println!(
+                            "{:<9} {:<18} {:<8} {:<22} {} risk {} {:.2}{}",
+                            "",
+                            event,
+                            "",
+                            plan["id"].as_str().unwrap_or(""),
+                            plan["playbook_id"].as_str().unwrap_or(""),
+                            plan["risk"]["level"].as_str().unwrap_or(""),
+                            plan["risk"]["score"].as_f64().unwrap_or(0.0),
+                            match event {
+                                "plan.approval_requested" => format!(
+                                    ": {} approve link(s) sent; the on-call clicks them",
+                                    v["callbacks"]["approve"].as_array().map_or(0, Vec::len)
+                                ),
+                                _ => format!(
+                                    " → {}",
+                                    plan["execution"]["status"].as_str().unwrap_or("")
+                                ),
+                            }
+                        );
+                    }
+                    if event == "plan.approval_requested" {
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .approval_requests += 1;
+                        // Clicked after the webhook is answered, as a person would.
+                        let sink = sink.clone();
+                        tokio::spawn(async move {
+                            let n = super::oncall::approve_by_links(&http, &v).await;
+                            sink.lock().unwrap_or_else(|p| p.into_inner()).approvals += n;
+                        });
+                    }
+                    return axum::http::StatusCode::NO_CONTENT;
+                }
                 if event.starts_with("incident.") {
                     sink.lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -283,18 +379,6 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
     // The scenario ends at about "now", so its timestamps are realistic for any Prometheus.
     let base_ms = (now_ms - scenario.length_ms) / STEP_MS * STEP_MS;
     let (hook_addr, received) = start_receiver(opts.verbose, base_ms).await?;
-
-    let mut config = opts.config;
-    config.notification.webhook.url = format!("http://{hook_addr}/hook");
-    config.notification.webhook.events = vec![
-        crate::config::WebhookEvents::Anomaly,
-        crate::config::WebhookEvents::Incident,
-    ];
-    let check_every_ms = config.anomaly_detection.check_interval_seconds as i64 * 1000;
-    // The simulated cluster's rollouts and OOM kills reach the RCA as Kubernetes events would.
-    let cluster_events = std::sync::Arc::new(crate::analyze::events::RecordedEvents::default());
-    let pipeline = Pipeline::with_event_source(config, Some(cluster_events.clone()))?;
-    pipeline.start_background()?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| DemoError::Listen {
@@ -305,6 +389,48 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         addr: opts.listen.clone(),
         source,
     })?;
+
+    let mut config = opts.config;
+    config.notification.webhook.url = format!("http://{hook_addr}/hook");
+    config.notification.webhook.events = vec![
+        crate::config::WebhookEvents::Anomaly,
+        crate::config::WebhookEvents::Incident,
+        crate::config::WebhookEvents::Plan,
+    ];
+    let data_dir = opts.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sre-agent-demo-{}-{now_ms}", std::process::id()))
+    });
+    std::fs::create_dir_all(&data_dir).map_err(|source| DemoError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    config.app.data_dir = data_dir.display().to_string();
+    config.auto_remediation.audit_dir = String::new();
+    config.auto_remediation.dry_run = opts.dry_run;
+    config.auto_remediation.public_url = format!("http://{addr}");
+    if config.api.auth_token.is_empty() {
+        // Live plans need a token on the API; the demo's approvals go through the links.
+        config.api.auth_token = crate::config::Secret::new(format!("{:032x}", fastrand::u128(..)));
+    }
+    let check_every_ms = config.anomaly_detection.check_interval_seconds as i64 * 1000;
+    let mut exchange = Exchange::new(opts.seed, scenario.clone());
+    let cluster = super::oncall::cluster_of(&exchange);
+    let mut cluster_seen = 0;
+    config.kubernetes.api_url = cluster.serve().await.map_err(|source| DemoError::Listen {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    #[allow(unused_mut)]
+    let mut executors: Vec<Arc<dyn crate::act::executor::Executor>> = Vec::new();
+    #[cfg(feature = "kube")]
+    match crate::act::kubernetes::client(&config.kubernetes).await {
+        Ok(client) => executors.push(Arc::new(crate::act::kubernetes::KubeExecutor::new(client))),
+        Err(e) => tracing::warn!(error = %e, "demo: no client for the simulated cluster"),
+    }
+    // The simulated cluster's rollouts and OOM kills reach the RCA as Kubernetes events would.
+    let cluster_events = std::sync::Arc::new(crate::analyze::events::RecordedEvents::default());
+    let pipeline = Pipeline::build(config, Some(cluster_events.clone()), executors)?;
+    pipeline.start_background()?;
     let server = pipeline.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -327,7 +453,6 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
     let client = crate::notify::http::client(Duration::from_secs(10))
         .map_err(|e| DemoError::Client(e.to_string()))?;
     let url = format!("http://{addr}/api/v1/write");
-    let mut exchange = Exchange::new(opts.seed, scenario.clone());
     let steps_per_cycle = (scenario.length_ms / STEP_MS) as u64;
     let pace = match opts.duration {
         Some(d) => d / steps_per_cycle as u32,
@@ -347,6 +472,12 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         for e in scenario.cluster_events(&exchange.pods, base_ms, offset - STEP_MS, offset) {
             cluster_events.push(e);
         }
+        // What the agent did to the simulated cluster shows in its metrics from now on.
+        let changes = cluster.changes();
+        for change in changes.iter().skip(cluster_seen) {
+            exchange.apply_cluster_change(&change.method, &change.path, offset);
+        }
+        cluster_seen = changes.len();
         let batch = exchange.step(ts, offset);
         series = series.max(batch.len());
         samples += batch.len() as u64;
@@ -369,15 +500,28 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
                 .incidents
                 .list(Some(crate::incident::IncidentState::Open))
             {
-                pipeline.analyze_incident(&incident.id).await;
+                if pipeline.analyze_incident(&incident.id).await.is_some() {
+                    pipeline.remediator.consider(&incident.id).await;
+                }
             }
         }
         next += pace;
         tokio::time::sleep_until(next).await;
     }
-    // Let the last notifications arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let wall_seconds = started.elapsed().as_secs_f64();
+    // Let the last notifications arrive, approvals be clicked and plans finish verifying.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(10)
+        && pipeline.remediator.list().iter().any(|p| {
+            p.state == crate::decide::plan::PlanState::Approved && !p.execution.status.finished()
+        })
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Resolved incidents reach the knowledge base (with their plans) off the request path.
+    pipeline.upkeep();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // A last analysis of every incident on all the evidence (the worker analyzed them as they
     // grew, while the simulation outran it).
     let mut causes = std::collections::HashMap::new();
@@ -394,7 +538,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         active_only: false,
         ..Default::default()
     });
-    let summary = score(
+    let mut summary = score(
         &scenario,
         &exchange,
         &anomalies,
@@ -407,6 +551,37 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         &received,
         &causes,
     );
+    let mut plans = pipeline.remediator.list();
+    plans.reverse();
+    summary.plans = plans.iter().map(super::oncall::PlanOutcome::of).collect();
+    summary.dry_run = opts.dry_run;
+    {
+        let r = received.lock().unwrap_or_else(|p| p.into_inner());
+        summary.approval_requests = r.approval_requests;
+        summary.approvals_by_link = r.approvals;
+    }
+    summary.cluster_changes = cluster
+        .changes()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    summary.knowledge_with_outcome = pipeline
+        .analyzer
+        .knowledge
+        .list(Some("incident"))
+        .iter()
+        .filter(|e| e.outcome.contains("; plan "))
+        .count();
+    let audit = pipeline.remediator.audit_log().path().to_path_buf();
+    summary.data_dir = data_dir.display().to_string();
+    match crate::act::audit::verify(&audit) {
+        Ok(s) => {
+            summary.audit_records = s.records;
+            summary.audit_intact = true;
+        }
+        Err(_) if !audit.exists() => summary.audit_intact = true,
+        Err(_) => summary.audit_intact = false,
+    }
     let _ = stop_tx.send(());
     Ok(summary)
 }
@@ -512,5 +687,14 @@ fn score(
         incident_notifications: r.incident_count,
         notify_latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
         notify_latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        plans: Vec::new(),
+        dry_run: false,
+        approval_requests: 0,
+        approvals_by_link: 0,
+        cluster_changes: Vec::new(),
+        knowledge_with_outcome: 0,
+        data_dir: String::new(),
+        audit_records: 0,
+        audit_intact: false,
     }
 }

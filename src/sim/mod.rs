@@ -4,7 +4,9 @@
 //! It only produces samples; [`demo`] sends them over real HTTP remote write into a running
 //! agent and scores what the agent detected against what was injected.
 
+pub mod cluster;
 pub mod demo;
+pub mod oncall;
 pub mod scenario;
 pub mod sender;
 
@@ -40,6 +42,8 @@ type Metric = (&'static str, Vec<(&'static str, &'static str)>, f64);
 pub struct Exchange {
     pub pods: Vec<Pod>,
     state: Vec<PodState>,
+    /// Incidents an action ended early: (service, kind, until this offset).
+    relieved: Vec<(String, IncidentKind, i64)>,
     rng: fastrand::Rng,
     pub scenario: Scenario,
 }
@@ -69,9 +73,59 @@ impl Exchange {
         Self {
             pods,
             state,
+            relieved: Vec::new(),
             rng: fastrand::Rng::with_seed(seed),
             scenario,
         }
+    }
+
+    /// A change made through the simulated cluster's API at `offset_ms`: a deleted pod
+    /// restarts; more replicas (HPA) relieve the service's CPU saturation; a rollback ends the
+    /// bad deploy's errors.
+    pub fn apply_cluster_change(&mut self, method: &str, path: &str, offset_ms: i64) {
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        match method {
+            "DELETE" if path.contains("/pods/") => {
+                self.restart_pod(&name);
+            }
+            "PATCH" if path.contains("/horizontalpodautoscalers/") => {
+                self.relieve(&name, IncidentKind::LatencySpikeCpuSaturation, offset_ms)
+            }
+            "PUT" if path.contains("/deployments/") => {
+                self.relieve(&name, IncidentKind::ErrorBurstAfterDeploy, offset_ms)
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the current occurrence of `kind` on `service` (the scenario repeats).
+    fn relieve(&mut self, service: &str, kind: IncidentKind, offset_ms: i64) {
+        let length = self.scenario.length_ms.max(1);
+        let cycle = offset_ms.div_euclid(length) * length;
+        for inc in &self.scenario.incidents {
+            if inc.service == service && inc.kind == kind {
+                self.relieved
+                    .push((service.to_string(), kind, cycle + inc.end_ms));
+            }
+        }
+    }
+
+    fn is_relieved(&self, service: &str, kind: IncidentKind, offset_ms: i64) -> bool {
+        self.relieved
+            .iter()
+            .any(|(s, k, until)| s == service && *k == kind && offset_ms < *until)
+    }
+
+    /// A pod deleted through the simulated cluster's API comes back fresh: leaked memory
+    /// gone, one more restart counted. Returns whether the pod exists.
+    pub fn restart_pod(&mut self, name: &str) -> bool {
+        let Some(i) = self.pods.iter().position(|p| p.name == name) else {
+            return false;
+        };
+        let st = &mut self.state[i];
+        st.leaked = 0.0;
+        st.restarts += 1.0;
+        true
     }
 
     /// Approximately normal noise with standard deviation `sd` (sum of uniforms).
@@ -88,7 +142,17 @@ impl Exchange {
         let mut out = Vec::with_capacity(self.pods.len() * 8);
         for i in 0..self.pods.len() {
             let pod = self.pods[i].clone();
-            let effects = self.scenario.effects(&pod, offset_ms);
+            let mut effects = self.scenario.effects(&pod, offset_ms);
+            if self.is_relieved(
+                pod.service,
+                IncidentKind::LatencySpikeCpuSaturation,
+                offset_ms,
+            ) {
+                effects.cpu_saturation = false;
+            }
+            if self.is_relieved(pod.service, IncidentKind::ErrorBurstAfterDeploy, offset_ms) {
+                effects.error_burst = false;
+            }
             let mut metrics: Vec<Metric> = Vec::new();
             let cpu_base = 0.35 + 0.15 * (traffic - 1.0);
             let cpu = (cpu_base + self.noise(0.02)).max(0.05);

@@ -26,8 +26,17 @@ impl Agent {
         config: Config,
         events: Option<Arc<dyn sre_agent::analyze::events::EventSource>>,
     ) -> Agent {
+        Self::start_with_parts(config, events, Vec::new()).await
+    }
+
+    /// An agent with cluster events and remediation executors.
+    pub async fn start_with_parts(
+        config: Config,
+        events: Option<Arc<dyn sre_agent::analyze::events::EventSource>>,
+        executors: Vec<Arc<dyn sre_agent::act::executor::Executor>>,
+    ) -> Agent {
         sre_agent::notify::http::install_crypto_provider();
-        let pipeline = Pipeline::with_event_source(config, events).expect("pipeline");
+        let pipeline = Pipeline::build(config, events, executors).expect("pipeline");
         pipeline.start_background().expect("background");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -52,6 +61,11 @@ impl Agent {
             client,
             _stop: tx,
         }
+    }
+
+    /// Where this agent's audit log lives.
+    pub fn audit_dir(&self) -> std::path::PathBuf {
+        Pipeline::audit_dir(&self.pipeline.config)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -119,6 +133,16 @@ pub fn test_config() -> Config {
     // In-process agents share the working directory: no snapshots unless a test asks.
     c.store.snapshot_interval = Duration::ZERO;
     c.rca.knowledge_persist = false;
+    c.incidents.persist = false;
+    // Each agent its own audit log: tests run in parallel in one process.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "sre-agent-audit-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    c.auto_remediation.audit_dir = dir.display().to_string();
     c
 }
 

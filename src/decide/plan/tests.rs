@@ -2,18 +2,18 @@ use super::*;
 use crate::decide::playbooks::load;
 use crate::decide::test_support::analyzed_incident;
 
-fn ctx(weights: &RiskWeights) -> PlanContext<'_> {
+fn ctx(risk: &RiskConfig) -> PlanContext<'_> {
     PlanContext {
         id: "PLAN-1".into(),
         now_ms: 10_000,
         approval_ttl: Duration::from_secs(900),
-        weights,
+        risk,
     }
 }
 
 #[test]
 fn a_memory_leak_gets_the_pod_restart_playbook_with_its_risk() {
-    let w = RiskWeights::default();
+    let w = RiskConfig::default();
     let incident = analyzed_incident("memory_leak", "risk", "infrastructure");
     let plan = plan_for(&incident, &load(None).unwrap(), &ctx(&w)).unwrap();
     assert_eq!(plan.playbook_id, "pod-restart");
@@ -28,13 +28,13 @@ fn a_memory_leak_gets_the_pod_restart_playbook_with_its_risk() {
 
 #[test]
 fn wallet_incidents_are_diagnose_only_whatever_the_playbook_says() {
-    let w = RiskWeights::default();
+    let w = RiskConfig::default();
     let incident = analyzed_incident("memory_leak", "wallet", "wallet");
     let mut plan = plan_for(&incident, &load(None).unwrap(), &ctx(&w)).unwrap();
     assert_eq!(plan.risk.level, RiskLevel::Critical);
     assert_eq!(plan.state, PlanState::DiagnoseOnly);
     assert_eq!(
-        plan.approve("alice", 10_001),
+        plan.approve("alice", "api", 10_001),
         Err(PlanError::DiagnoseOnly("PLAN-1".into()))
     );
     assert!(plan.approved(10_002).is_none());
@@ -42,7 +42,7 @@ fn wallet_incidents_are_diagnose_only_whatever_the_playbook_says() {
 
 #[test]
 fn manual_plans_need_two_distinct_approvers_in_time() {
-    let w = RiskWeights::default();
+    let w = RiskConfig::default();
     let incident = analyzed_incident("bad_deploy", "trading", "trading");
     let mut plan = plan_for(&incident, &load(None).unwrap(), &ctx(&w)).unwrap();
     assert_eq!(plan.playbook_id, "service-rollback");
@@ -51,18 +51,18 @@ fn manual_plans_need_two_distinct_approvers_in_time() {
     plan.state = PlanState::PendingApproval;
     assert!(plan.approved(10_001).is_none());
     assert_eq!(
-        plan.approve("alice", 10_001),
+        plan.approve("alice", "api", 10_001),
         Ok(PlanState::PendingApproval)
     );
     assert!(matches!(
-        plan.approve("alice", 10_002),
+        plan.approve("alice", "api", 10_002),
         Err(PlanError::SameApprover(..))
     ));
     assert!(matches!(
-        plan.approve(" ", 10_002),
+        plan.approve(" ", "api", 10_002),
         Err(PlanError::Anonymous)
     ));
-    assert_eq!(plan.approve("bob", 10_003), Ok(PlanState::Approved));
+    assert_eq!(plan.approve("bob", "api", 10_003), Ok(PlanState::Approved));
     assert!(plan.approved(10_004).is_some());
     assert!(
         plan.approved(plan.expires_ms).is_none(),
@@ -74,7 +74,7 @@ fn manual_plans_need_two_distinct_approvers_in_time() {
     late.state = PlanState::PendingApproval;
     let too_late = late.expires_ms;
     assert!(matches!(
-        late.approve("alice", too_late),
+        late.approve("alice", "api", too_late),
         Err(PlanError::Expired(_))
     ));
     assert_eq!(late.state, PlanState::Expired);
@@ -86,14 +86,40 @@ fn manual_plans_need_two_distinct_approvers_in_time() {
         .reject("carol", "not during the auction", 10_001)
         .unwrap();
     assert!(matches!(
-        rejected.approve("bob", 10_002),
+        rejected.approve("bob", "api", 10_002),
         Err(PlanError::Closed(_, "rejected"))
     ));
 }
 
 #[test]
 fn no_playbook_no_plan() {
-    let w = RiskWeights::default();
+    let w = RiskConfig::default();
     let incident = analyzed_incident("metric:orderbook_depth", "matching", "matching");
     assert!(plan_for(&incident, &load(None).unwrap(), &ctx(&w)).is_none());
+}
+
+#[test]
+fn credentials_in_step_parameters_never_serialize() {
+    let mut p = std::collections::BTreeMap::new();
+    p.insert(
+        "url".to_string(),
+        serde_json::json!("https://ops:hunter2@breaker.internal/open?token=abc123"),
+    );
+    p.insert("api_token".to_string(), serde_json::json!("s3cr3t-value"));
+    p.insert("grace_period".to_string(), serde_json::json!(30));
+    let step = PlannedStep {
+        name: "s".into(),
+        action: "circuit_breaker".into(),
+        target: "t".into(),
+        namespace: "n".into(),
+        parameters: p.clone(),
+        timeout_seconds: 10,
+    };
+    let text = serde_json::to_string(&step).unwrap();
+    for secret in ["hunter2", "abc123", "s3cr3t-value"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(text.contains("breaker.internal") && text.contains("\"grace_period\":30"));
+    // The executor still sees the real values.
+    assert_eq!(step.parameters, p);
 }

@@ -1,0 +1,882 @@
+//! The remediation loop: an analyzed incident gets a plan (its playbook, risk and required
+//! approvals); the plan is approved by API or by a signed callback link, rejected, or expires;
+//! an approved plan runs once, step by step, through the safety rails and an executor, with a
+//! verification after each action and a rollback of completed steps when one fails.
+//!
+//! The audit log is the source of truth: every plan, approval, rejection, refusal, step and
+//! outcome is appended (fsync'd) before the state it describes takes effect, and each state
+//! change carries the whole plan, so [`Remediator::open`] rebuilds the plans from it after a
+//! restart. A plan that was running when the process died is marked `interrupted`, never
+//! resumed: the world changed while nobody watched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::audit::{AuditError, AuditLog};
+use super::executor::{ActError, Executor};
+use super::safety::{Rails, Refusal};
+use super::token::{CallbackAction, TokenError, TokenSigner};
+use crate::config::remediation::{RemediationConfig, RiskConfig};
+use crate::decide::plan::{
+    ApprovedPlan, ExecutionStatus, Plan, PlanContext, PlanError, PlanState, StepRun, plan_for,
+};
+use crate::decide::playbooks::Playbook;
+use crate::incident::{IncidentBook, IncidentState, RemediationNote};
+use crate::notify::Notifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemediationError {
+    #[error("no plan with id {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("callback refused: {0}")]
+    Token(TokenError),
+    #[error("audit log unavailable, nothing was changed: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// The approve and reject links of an approval request.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallbackLinks {
+    /// One link per approver still needed: each works once.
+    pub approve: Vec<String>,
+    pub reject: String,
+    pub expires_at: String,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Default)]
+struct Book {
+    plans: HashMap<String, Plan>,
+    next: u64,
+}
+
+/// What a [`Remediator`] works with.
+pub struct Parts {
+    pub config: RemediationConfig,
+    pub risk: RiskConfig,
+    pub playbooks: Vec<Playbook>,
+    pub executors: Vec<Arc<dyn Executor>>,
+    pub incidents: Arc<IncidentBook>,
+    pub notifier: Notifier,
+    /// The pipeline's newest sample time (ms).
+    pub sample_clock: Arc<std::sync::atomic::AtomicI64>,
+}
+
+pub struct Remediator {
+    config: RemediationConfig,
+    risk: RiskConfig,
+    playbooks: Vec<Playbook>,
+    audit: Arc<AuditLog>,
+    book: Mutex<Book>,
+    /// Decisions one at a time, so the audit order is the order state changed in.
+    decide: tokio::sync::Mutex<()>,
+    tokens: TokenSigner,
+    executors: Vec<Arc<dyn Executor>>,
+    rails: Rails,
+    incidents: Arc<IncidentBook>,
+    notifier: Notifier,
+    /// (action, result) → count, for `sre_agent_remediation_total`.
+    outcomes: Mutex<BTreeMap<(String, String), u64>>,
+    /// Newest sample time (ms): verification windows pass in sample time as well as on the
+    /// clock, so replays and the simulator verify as live traffic does.
+    sample_clock: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Remediator {
+    /// Opens the audit log in `dir` and rebuilds the plans recorded in it; plans that were
+    /// running are marked interrupted (and audited so).
+    pub fn open(dir: &std::path::Path, parts: Parts) -> Result<Self, AuditError> {
+        let Parts {
+            config,
+            risk,
+            playbooks,
+            executors,
+            incidents,
+            notifier,
+            sample_clock,
+        } = parts;
+        let audit = Arc::new(AuditLog::open(dir)?);
+        let tokens = TokenSigner::new(config.callback_secret.expose().as_bytes());
+        let rails = Rails::new(&config);
+        let mut book = Book {
+            plans: HashMap::new(),
+            next: 1,
+        };
+        for r in audit.all()? {
+            if let Some(nonce) = r.detail.get("nonce").and_then(|n| n.as_str()) {
+                tokens.consume(nonce);
+            }
+            if let Some(plan) = r
+                .detail
+                .get("plan")
+                .and_then(|p| serde_json::from_value::<Plan>(p.clone()).ok())
+            {
+                if let Some(n) = plan
+                    .id
+                    .strip_prefix("PLAN-")
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                {
+                    book.next = book.next.max(n + 1);
+                }
+                book.plans.insert(plan.id.clone(), plan);
+            } else if r.kind == "step_end"
+                && let Some(step) = r
+                    .detail
+                    .get("step")
+                    .and_then(|s| serde_json::from_value::<StepRun>(s.clone()).ok())
+                && let Some(plan) = book.plans.get_mut(&r.subject)
+                && plan.execution.status == ExecutionStatus::Running
+            {
+                plan.execution.steps.push(step);
+            }
+        }
+        // The log holds parameters with credentials masked: take them from the playbook.
+        for plan in book.plans.values_mut() {
+            if let Some(playbook) = playbooks.iter().find(|p| p.id == plan.playbook_id) {
+                for (step, source) in plan.steps.iter_mut().zip(&playbook.steps) {
+                    if step.name == source.name && step.action == source.action {
+                        step.parameters = source.parameters.clone();
+                    }
+                }
+            }
+        }
+        let interrupted: Vec<String> = book
+            .plans
+            .values()
+            .filter(|p| p.execution.status == ExecutionStatus::Running)
+            .map(|p| p.id.clone())
+            .collect();
+        for id in interrupted {
+            if let Some(plan) = book.plans.get_mut(&id) {
+                plan.execution.status = ExecutionStatus::Interrupted;
+                plan.execution.finished_ms = Some(now_ms());
+                plan.execution.reason = Some(
+                    "the agent stopped while this plan ran; it is not resumed (check the targets)"
+                        .into(),
+                );
+                audit.append(
+                    "interrupted",
+                    "agent",
+                    &id,
+                    json!({"plan": plan, "steps_done": plan.execution.steps.len()}),
+                )?;
+                tracing::warn!(plan = %id, steps_done = plan.execution.steps.len(), "plan was running when the agent stopped: marked interrupted");
+            }
+        }
+        if !book.plans.is_empty() {
+            tracing::info!(
+                plans = book.plans.len(),
+                "plans restored from the audit log"
+            );
+        }
+        Ok(Self {
+            config,
+            risk,
+            playbooks,
+            audit,
+            book: Mutex::new(book),
+            decide: tokio::sync::Mutex::new(()),
+            tokens,
+            executors,
+            rails,
+            incidents,
+            notifier,
+            outcomes: Mutex::default(),
+            sample_clock,
+        })
+    }
+
+    /// Writes every plan's state into its incident (after incidents are restored at start).
+    pub fn sync_incidents(&self) {
+        for plan in self.list() {
+            self.note(&plan);
+        }
+    }
+
+    pub fn audit_log(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.config.dry_run
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends off the async workers: the fsync may take a while.
+    async fn record(
+        &self,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AuditError> {
+        let audit = self.audit.clone();
+        let (kind, actor, subject) = (kind.to_string(), actor.to_string(), subject.to_string());
+        tokio::task::spawn_blocking(move || audit.append(&kind, &actor, &subject, detail))
+            .await
+            .map_err(|e| AuditError::Io {
+                path: self.audit.path().to_path_buf(),
+                reason: std::io::Error::other(e),
+            })?
+            .map(|_| ())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Plan> {
+        self.lock().plans.get(id).cloned()
+    }
+
+    /// Plans, newest first.
+    pub fn list(&self) -> Vec<Plan> {
+        let mut all: Vec<Plan> = self.lock().plans.values().cloned().collect();
+        all.sort_by_key(|p| std::cmp::Reverse(p.created_ms));
+        all
+    }
+
+    /// Plans waiting for approval (expired ones are swept first).
+    pub async fn pending(&self) -> Vec<Plan> {
+        self.expire().await;
+        self.list()
+            .into_iter()
+            .filter(|p| p.state == PlanState::PendingApproval)
+            .collect()
+    }
+
+    pub fn outcomes(&self) -> BTreeMap<(String, String), u64> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn count(&self, action: &str, result: &str) {
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((action.to_string(), result.to_string()))
+            .or_default() += 1;
+    }
+
+    /// Plans for an analyzed incident, unless one is still in flight for it or its playbook
+    /// already had a plan for it. Returns the new plan's id.
+    pub async fn consider(self: &Arc<Self>, incident_id: &str) -> Option<String> {
+        if !self.config.enabled {
+            return None;
+        }
+        let incident = self.incidents.get(incident_id)?;
+        if incident.state != IncidentState::Open {
+            return None;
+        }
+        let _turn = self.decide.lock().await;
+        let plan = {
+            let book = self.lock();
+            let mine: Vec<&Plan> = book
+                .plans
+                .values()
+                .filter(|p| p.incident_id == incident_id)
+                .collect();
+            if mine.iter().any(|p| !p.settled()) {
+                return None;
+            }
+            let ctx = PlanContext {
+                id: format!("PLAN-{:x}", book.next),
+                now_ms: now_ms(),
+                approval_ttl: self.config.approval_ttl,
+                risk: &self.risk,
+            };
+            let plan = plan_for(&incident, &self.playbooks, &ctx)?;
+            if mine.iter().any(|p| p.playbook_id == plan.playbook_id) {
+                return None;
+            }
+            plan
+        };
+        if let Err(e) = self
+            .record("plan", "planner", &plan.id, json!({"plan": plan}))
+            .await
+        {
+            tracing::error!(incident = %incident_id, error = %e, "plan not made: the audit log cannot be written");
+            return None;
+        }
+        {
+            let mut book = self.lock();
+            book.next += 1;
+            book.plans.insert(plan.id.clone(), plan.clone());
+        }
+        self.note(&plan);
+        tracing::info!(plan = %plan.id, incident = %incident_id, playbook = %plan.playbook_id, risk_level = ?plan.risk.level, risk = format!("{:.2}", plan.risk.score), steps = plan.steps.len(), requires_approval = plan.state == PlanState::PendingApproval, "action plan created");
+        match plan.state {
+            PlanState::Approved => self.start(&plan.id),
+            PlanState::PendingApproval => {
+                let links = self.links(&plan);
+                tracing::info!(plan = %plan.id, approvals_required = ?plan.approvals_required, "approval requested");
+                self.notifier
+                    .publish_plan("plan.approval_requested", plan.clone(), Some(links));
+            }
+            _ => {
+                self.notifier
+                    .publish_plan("plan.diagnose_only", plan.clone(), None);
+            }
+        }
+        Some(plan.id)
+    }
+
+    fn links(&self, plan: &Plan) -> CallbackLinks {
+        let base = self.config.public_url.trim_end_matches('/');
+        let url = |action| {
+            format!(
+                "{base}/api/v1/callbacks/{}",
+                self.tokens.sign(&plan.id, action, plan.expires_ms)
+            )
+        };
+        let needed = plan
+            .approvals_required
+            .unwrap_or(0)
+            .saturating_sub(plan.approvals.len())
+            .max(1);
+        CallbackLinks {
+            approve: (0..needed).map(|_| url(CallbackAction::Approve)).collect(),
+            reject: url(CallbackAction::Reject),
+            expires_at: crate::detect::book::rfc3339_ms(plan.expires_ms),
+        }
+    }
+
+    /// The incident's record of its plans.
+    fn note(&self, plan: &Plan) {
+        let status = if plan.state == PlanState::Approved {
+            plan.execution.status.as_str().to_string()
+        } else {
+            serde_json::to_value(plan.state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        };
+        self.incidents.record_remediation(
+            &plan.incident_id,
+            RemediationNote {
+                plan_id: plan.id.clone(),
+                playbook_id: plan.playbook_id.clone(),
+                status,
+                dry_run: plan.execution.dry_run,
+                actions: plan
+                    .execution
+                    .steps
+                    .iter()
+                    .map(|s| format!("{} {} on {}", s.status, s.action, s.target))
+                    .collect(),
+            },
+        );
+    }
+
+    /// Changes one plan under the decision lock: `change` runs on a copy; the audit record is
+    /// written first, then the copy replaces the plan. A refused change is audited as such.
+    async fn decide_on(
+        self: &Arc<Self>,
+        plan_id: &str,
+        actor: &str,
+        kind: &str,
+        extra: serde_json::Value,
+        change: impl FnOnce(&mut Plan) -> Result<(), PlanError>,
+    ) -> Result<Plan, RemediationError> {
+        let _turn = self.decide.lock().await;
+        let mut plan = self
+            .get(plan_id)
+            .ok_or_else(|| RemediationError::NotFound(plan_id.into()))?;
+        let before = plan.state;
+        if let Err(e) = change(&mut plan) {
+            let mut detail = json!({"refused": kind, "reason": e.to_string()});
+            merge(&mut detail, &extra);
+            if plan.state != before {
+                // Found expired on the way: that is a state change worth keeping.
+                detail["plan"] = json!(plan);
+                self.lock().plans.insert(plan.id.clone(), plan.clone());
+            }
+            self.record("refusal", actor, plan_id, detail).await?;
+            self.note(&plan);
+            tracing::warn!(plan = %plan_id, actor, action = kind, reason = %e, "plan decision refused");
+            return Err(e.into());
+        }
+        let mut detail = json!({"plan": plan});
+        merge(&mut detail, &extra);
+        self.record(kind, actor, plan_id, detail).await?;
+        self.lock().plans.insert(plan.id.clone(), plan.clone());
+        self.note(&plan);
+        Ok(plan)
+    }
+
+    pub async fn approve(
+        self: &Arc<Self>,
+        plan_id: &str,
+        approver: &str,
+        via: &str,
+        extra: serde_json::Value,
+    ) -> Result<Plan, RemediationError> {
+        let now = now_ms();
+        let plan = self
+            .decide_on(plan_id, approver, "approval", extra, |p| {
+                p.approve(approver, via, now).map(|_| ())
+            })
+            .await?;
+        tracing::info!(plan = %plan_id, approver, via, state = ?plan.state, "plan approved");
+        if plan.state == PlanState::Approved {
+            self.start(plan_id);
+        }
+        Ok(plan)
+    }
+
+    pub async fn reject(
+        self: &Arc<Self>,
+        plan_id: &str,
+        rejector: &str,
+        reason: &str,
+        via: &str,
+        extra: serde_json::Value,
+    ) -> Result<Plan, RemediationError> {
+        let now = now_ms();
+        let mut extra = extra;
+        merge(&mut extra, &json!({"via": via, "reason": reason}));
+        let plan = self
+            .decide_on(plan_id, rejector, "rejection", extra, |p| {
+                p.reject(rejector, reason, now)
+            })
+            .await?;
+        tracing::info!(plan = %plan_id, rejector, reason, "plan rejected");
+        self.notifier
+            .publish_plan("plan.rejected", plan.clone(), None);
+        Ok(plan)
+    }
+
+    /// A click on a callback link. Forged, expired or replayed tokens change nothing and are
+    /// audited; a valid one is used up whatever the decision's outcome.
+    pub async fn callback(
+        self: &Arc<Self>,
+        token: &str,
+        who: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<Plan, RemediationError> {
+        let grant = match self.tokens.check(token, now_ms()) {
+            Ok(g) if self.tokens.consume(&g.nonce) => g,
+            Ok(_) => return self.refuse_token(TokenError::Replayed).await,
+            Err(e) => return self.refuse_token(e).await,
+        };
+        let who = who
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .unwrap_or_else(|| format!("callback-{}", &grant.nonce[..8.min(grant.nonce.len())]));
+        let extra = json!({"nonce": grant.nonce});
+        match grant.action {
+            CallbackAction::Approve => self.approve(&grant.plan_id, &who, "callback", extra).await,
+            CallbackAction::Reject => {
+                self.reject(
+                    &grant.plan_id,
+                    &who,
+                    reason.unwrap_or("rejected by callback"),
+                    "callback",
+                    extra,
+                )
+                .await
+            }
+        }
+    }
+
+    /// What a callback token would do (plan, action), without using it.
+    pub fn preview(&self, token: &str) -> Result<(String, &'static str), TokenError> {
+        self.tokens
+            .check(token, now_ms())
+            .map(|g| (g.plan_id, g.action.as_str()))
+    }
+
+    /// Audits a request refused before it reached a plan (e.g. no bearer token).
+    pub async fn audit_refused(&self, kind: &str, subject: &str, detail: serde_json::Value) {
+        if let Err(e) = self.record(kind, "api", subject, detail).await {
+            tracing::error!(error = %e, "refusal not audited");
+        }
+    }
+
+    async fn refuse_token(&self, e: TokenError) -> Result<Plan, RemediationError> {
+        tracing::warn!(reason = %e, "callback token refused");
+        self.record(
+            "token_refused",
+            "callback",
+            "-",
+            json!({"reason": e.to_string()}),
+        )
+        .await?;
+        Err(RemediationError::Token(e))
+    }
+
+    /// Pending plans past their expiry become expired (audited).
+    pub async fn expire(&self) {
+        let now = now_ms();
+        let due: Vec<String> = self
+            .lock()
+            .plans
+            .values()
+            .filter(|p| p.state == PlanState::PendingApproval && now >= p.expires_ms)
+            .map(|p| p.id.clone())
+            .collect();
+        for id in due {
+            let _turn = self.decide.lock().await;
+            let Some(mut plan) = self.get(&id) else {
+                continue;
+            };
+            if plan.state != PlanState::PendingApproval {
+                continue;
+            }
+            plan.state = PlanState::Expired;
+            if self
+                .record("expired", "agent", &id, json!({"plan": plan}))
+                .await
+                .is_ok()
+            {
+                self.lock().plans.insert(id.clone(), plan.clone());
+                self.note(&plan);
+                tracing::info!(plan = %id, "plan expired without approval; it will not run");
+                self.notifier.publish_plan("plan.expired", plan, None);
+            }
+        }
+    }
+
+    fn start(self: &Arc<Self>, plan_id: &str) {
+        let Some(approved) = self.get(plan_id).and_then(|p| p.approved(now_ms())) else {
+            return;
+        };
+        let me = self.clone();
+        tokio::spawn(async move { me.execute(approved).await });
+    }
+
+    fn executor_for(&self, action: &str) -> Option<&Arc<dyn Executor>> {
+        self.executors.iter().find(|e| e.handles(action))
+    }
+
+    /// Runs an approved plan once: rails, steps, verification, rollback; audited throughout.
+    pub async fn execute(self: &Arc<Self>, approved: ApprovedPlan) {
+        let _permit = self.rails.permit().await;
+        let id = approved.plan().id.clone();
+        // Claim it: a plan runs at most once, even if two approvals race.
+        let mut plan = {
+            let _turn = self.decide.lock().await;
+            let Some(mut plan) = self.get(&id) else {
+                return;
+            };
+            if plan.execution.status != ExecutionStatus::NotStarted {
+                return;
+            }
+            plan.execution.status = ExecutionStatus::Running;
+            plan.execution.dry_run = self.config.dry_run;
+            plan.execution.started_ms = Some(now_ms());
+            if let Err(e) = self
+                .record("execution_start", "executor", &id, json!({"plan": plan}))
+                .await
+            {
+                tracing::error!(plan = %id, error = %e, "plan not started: the audit log cannot be written");
+                return;
+            }
+            self.lock().plans.insert(id.clone(), plan.clone());
+            plan
+        };
+        tracing::info!(plan = %id, dry_run = self.config.dry_run, steps = plan.steps.len(), "executing plan");
+        let (status, reason, verified) = self.run_steps(&mut plan).await;
+        plan.execution.status = status;
+        plan.execution.reason = reason;
+        plan.execution.verified = verified;
+        plan.execution.finished_ms = Some(now_ms());
+        {
+            let _turn = self.decide.lock().await;
+            if let Err(e) = self
+                .record("execution_end", "executor", &id, json!({"plan": plan}))
+                .await
+            {
+                tracing::error!(plan = %id, error = %e, "plan outcome not audited");
+            }
+            self.lock().plans.insert(id.clone(), plan.clone());
+        }
+        self.note(&plan);
+        tracing::info!(plan = %id, outcome = status.as_str(), verified = ?verified, "plan finished");
+        self.notifier.publish_plan(
+            match status {
+                ExecutionStatus::Succeeded | ExecutionStatus::DryRun => "plan.executed",
+                _ => "plan.failed",
+            },
+            plan,
+            None,
+        );
+    }
+
+    async fn run_steps(
+        self: &Arc<Self>,
+        plan: &mut Plan,
+    ) -> (ExecutionStatus, Option<String>, Option<bool>) {
+        let id = plan.id.clone();
+        let dry_run = self.config.dry_run;
+        // (index into plan.steps, saved state) of the reversible steps done so far.
+        let mut done: Vec<(usize, serde_json::Value, bool)> = Vec::new();
+        let steps = plan.steps.clone();
+        for (i, step) in steps.iter().enumerate() {
+            let started = now_ms();
+            let mut run = StepRun {
+                name: step.name.clone(),
+                action: step.action.clone(),
+                target: format!("{}/{}", step.namespace, step.target),
+                status: String::new(),
+                before: serde_json::Value::Null,
+                error: None,
+                started_ms: started,
+                finished_ms: started,
+            };
+            let executor = self.executor_for(&step.action).cloned();
+            let checked = self
+                .rails
+                .check(
+                    step,
+                    &id,
+                    executor.as_deref(),
+                    &self.incidents,
+                    &plan.incident_id,
+                )
+                .await;
+            match checked {
+                Ok(()) => {}
+                Err(Refusal(why)) => {
+                    run.status = "refused".into();
+                    run.error = Some(why.clone());
+                    let _ = self
+                        .record("refusal", "executor", &id, json!({"step": run, "index": i}))
+                        .await;
+                    self.step_done(plan, run, "refused").await;
+                    tracing::warn!(plan = %id, step = %step.name, reason = %why, "step refused by the safety rails");
+                    let rolled = self.roll_back(plan, &done).await;
+                    return (
+                        if rolled {
+                            ExecutionStatus::Refused
+                        } else {
+                            ExecutionStatus::Failed
+                        },
+                        Some(why),
+                        None,
+                    );
+                }
+            }
+            if let Err(e) = self
+                .record(
+                    "step_start",
+                    "executor",
+                    &id,
+                    json!({"index": i, "step": step, "dry_run": dry_run}),
+                )
+                .await
+            {
+                let why = format!("audit log unavailable: {e}");
+                self.roll_back(plan, &done).await;
+                return (ExecutionStatus::Failed, Some(why), None);
+            }
+            if dry_run {
+                run.status = "dry_run".into();
+                run.finished_ms = now_ms();
+                tracing::info!(plan = %id, step = %step.name, action = %step.action, target = %run.target, "DRY RUN: would execute step");
+                self.step_done(plan, run, "dry_run").await;
+                continue;
+            }
+            let Some(executor) = executor else {
+                // Only reachable in a dry run, handled above; kept for the types.
+                return (
+                    ExecutionStatus::Failed,
+                    Some(format!("no executor runs {}", step.action)),
+                    None,
+                );
+            };
+            let outcome = tokio::time::timeout(
+                Duration::from_secs(step.timeout_seconds.max(1)),
+                executor.apply(step),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(ActError::Failed(format!(
+                    "timed out after {} s",
+                    step.timeout_seconds
+                )))
+            });
+            run.finished_ms = now_ms();
+            match outcome {
+                Ok(applied) => {
+                    self.rails.acted(step, &id);
+                    run.status = "done".into();
+                    run.before = applied.before.clone();
+                    done.push((i, applied.before, applied.reversible));
+                    self.step_done(plan, run, "success").await;
+                    tracing::info!(plan = %id, step = %step.name, action = %step.action, target = %step.target, "step done");
+                    if self
+                        .verify(&plan.incident_id, &plan.watched_anomalies)
+                        .await
+                    {
+                        for rest in &steps[i + 1..] {
+                            plan.execution.steps.push(StepRun {
+                                name: rest.name.clone(),
+                                action: rest.action.clone(),
+                                target: format!("{}/{}", rest.namespace, rest.target),
+                                status: "skipped".into(),
+                                before: serde_json::Value::Null,
+                                error: Some("the incident recovered".into()),
+                                started_ms: now_ms(),
+                                finished_ms: now_ms(),
+                            });
+                        }
+                        return (ExecutionStatus::Succeeded, None, Some(true));
+                    }
+                }
+                Err(e) => {
+                    run.status = "failed".into();
+                    run.error = Some(e.to_string());
+                    self.step_done(plan, run, "failure").await;
+                    tracing::warn!(plan = %id, step = %step.name, error = %e, "step failed; rolling back");
+                    let rolled = self.roll_back(plan, &done).await;
+                    return (
+                        if rolled {
+                            ExecutionStatus::RolledBack
+                        } else {
+                            ExecutionStatus::Failed
+                        },
+                        Some(format!("step {} failed: {e}", step.name)),
+                        None,
+                    );
+                }
+            }
+        }
+        if dry_run {
+            (ExecutionStatus::DryRun, None, None)
+        } else {
+            (
+                ExecutionStatus::Unverified,
+                Some(format!(
+                    "the incident did not recover within {:?} of the last action",
+                    self.config.verification_window
+                )),
+                Some(false),
+            )
+        }
+    }
+
+    async fn step_done(&self, plan: &mut Plan, run: StepRun, result: &str) {
+        self.count(&run.action, result);
+        let _ = self
+            .record("step_end", "executor", &plan.id, json!({"step": run}))
+            .await;
+        plan.execution.steps.push(run);
+        self.lock().plans.insert(plan.id.clone(), plan.clone());
+    }
+
+    /// Undoes completed reversible steps, newest first; true when all undos worked.
+    async fn roll_back(&self, plan: &mut Plan, done: &[(usize, serde_json::Value, bool)]) -> bool {
+        let mut all_ok = true;
+        for (i, before, reversible) in done.iter().rev() {
+            let Some(step) = plan.steps.get(*i).cloned() else {
+                continue;
+            };
+            let target = format!("{}/{}", step.namespace, step.target);
+            let mut run = StepRun {
+                name: format!("rollback: {}", step.name),
+                action: step.action.clone(),
+                target,
+                status: String::new(),
+                before: before.clone(),
+                error: None,
+                started_ms: now_ms(),
+                finished_ms: now_ms(),
+            };
+            if !reversible {
+                run.status = "not_reversible".into();
+                self.step_done(plan, run, "not_reversible").await;
+                continue;
+            }
+            let _ = self
+                .record(
+                    "rollback_start",
+                    "executor",
+                    &plan.id,
+                    json!({"index": i, "step": step}),
+                )
+                .await;
+            let outcome = match self.executor_for(&step.action) {
+                Some(ex) => tokio::time::timeout(
+                    Duration::from_secs(step.timeout_seconds.max(1)),
+                    ex.undo(&step, before),
+                )
+                .await
+                .unwrap_or_else(|_| Err(ActError::Failed("rollback timed out".into()))),
+                None => Err(ActError::Invalid("no executor".into())),
+            };
+            run.finished_ms = now_ms();
+            match outcome {
+                Ok(()) => {
+                    run.status = "rolled_back".into();
+                    self.step_done(plan, run, "rolled_back").await;
+                }
+                Err(e) => {
+                    all_ok = false;
+                    run.status = "rollback_failed".into();
+                    run.error = Some(e.to_string());
+                    tracing::error!(plan = %plan.id, step = %step.name, error = %e, "rollback failed: needs a human");
+                    self.step_done(plan, run, "rollback_failed").await;
+                }
+            }
+        }
+        all_ok
+    }
+
+    /// Waits, up to the verification window, for the anomalies that called for the plan to
+    /// resolve (all of the incident's, when none were recorded).
+    async fn verify(&self, incident_id: &str, watched: &[String]) -> bool {
+        use std::sync::atomic::Ordering;
+        let started = Instant::now();
+        let window = self.config.verification_window;
+        let sample_start = self.sample_clock.load(Ordering::Relaxed);
+        let sample_elapsed = || {
+            let now = self.sample_clock.load(Ordering::Relaxed);
+            if sample_start > i64::MIN && now > sample_start {
+                Duration::from_millis((now - sample_start) as u64)
+            } else {
+                Duration::ZERO
+            }
+        };
+        loop {
+            let recovered = self.incidents.get(incident_id).is_none_or(|i| {
+                i.state != IncidentState::Open
+                    || i.anomalies_firing == 0
+                    || (!watched.is_empty()
+                        && i.anomalies
+                            .iter()
+                            .filter(|m| watched.contains(&m.anomaly_id))
+                            .all(|m| !m.firing))
+            });
+            if recovered {
+                return true;
+            }
+            if started.elapsed() >= window || sample_elapsed() >= window {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn merge(into: &mut serde_json::Value, extra: &serde_json::Value) {
+    if let (Some(a), Some(b)) = (into.as_object_mut(), extra.as_object()) {
+        for (k, v) in b {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+}
