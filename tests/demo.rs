@@ -122,3 +122,49 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_keeps_its_state_in_a_data_dir_across_runs() {
+    sre_agent::notify::http::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("sre-agent-demo-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let config =
+            sre_agent::Config::parse(sre_agent::config::DEFAULT_CONFIG, "test", |_| None).unwrap();
+        runs.push(
+            run(DemoOptions {
+                config,
+                listen: "127.0.0.1:0".into(),
+                duration: Some(Duration::from_secs(3)),
+                seed: 7,
+                verbose: false,
+                data_dir: Some(dir.clone()),
+                dry_run: true,
+            })
+            .await
+            .expect("demo runs"),
+        );
+    }
+    let ids = |i: usize| -> Vec<String> { runs[i].plans.iter().map(|p| p.id.clone()).collect() };
+    assert!(!ids(0).is_empty());
+    // The second run continues the first one's plans and audit chain; nothing is reused.
+    assert!(
+        ids(1).iter().all(|id| !ids(0).contains(id)),
+        "{:?} {:?}",
+        ids(0),
+        ids(1)
+    );
+    assert!(runs[1].audit_records > runs[0].audit_records);
+    assert!(runs[1].audit_intact);
+    // A dry run changes nothing in the simulated cluster.
+    assert!(runs.iter().all(|r| r.cluster_changes.is_empty()));
+    assert!(runs[0].plans.iter().any(|p| p.outcome == "dry_run"));
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

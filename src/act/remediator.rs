@@ -180,6 +180,16 @@ impl Remediator {
                 "plans restored from the audit log"
             );
         }
+        // Plans name incidents: those ids are taken even if the incidents file is lost.
+        if let Some(max) = book
+            .plans
+            .values()
+            .filter_map(|p| p.incident_id.strip_prefix("INC-"))
+            .filter_map(|h| u64::from_str_radix(h, 16).ok())
+            .max()
+        {
+            incidents.skip_ids_through(max);
+        }
         Ok(Self {
             config,
             risk,
@@ -576,6 +586,21 @@ impl Remediator {
             if plan.execution.status != ExecutionStatus::NotStarted {
                 return;
             }
+            if plan.approved(now_ms()).is_none() {
+                // Approved, then expired while waiting for a free slot.
+                plan.execution.status = ExecutionStatus::Refused;
+                plan.execution.reason =
+                    Some("the approval expired before an action slot was free".into());
+                if self
+                    .record("refusal", "executor", &id, json!({"plan": plan}))
+                    .await
+                    .is_ok()
+                {
+                    self.lock().plans.insert(id.clone(), plan.clone());
+                    self.note(&plan);
+                }
+                return;
+            }
             plan.execution.status = ExecutionStatus::Running;
             plan.execution.dry_run = self.config.dry_run;
             plan.execution.started_ms = Some(now_ms());
@@ -878,5 +903,104 @@ fn merge(into: &mut serde_json::Value, extra: &serde_json::Value) {
         for (k, v) in b {
             a.insert(k.clone(), v.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::test_support::analyzed_book;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "sre-agent-remediator-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn open(d: &std::path::Path, incidents: Arc<IncidentBook>) -> Arc<Remediator> {
+        let config = RemediationConfig {
+            callback_secret: crate::config::Secret::new("a-stable-callback-secret"),
+            ..RemediationConfig::default()
+        };
+        Arc::new(
+            Remediator::open(
+                d,
+                Parts {
+                    config,
+                    risk: RiskConfig::default(),
+                    playbooks: crate::decide::playbooks::load(None).unwrap(),
+                    executors: Vec::new(),
+                    incidents,
+                    notifier: Notifier::default(),
+                    sample_clock: Arc::default(),
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn pending_plans_and_used_links_survive_a_restart() {
+        let d = dir("restart");
+        // A bad deploy in trading: the rollback needs approval.
+        let (book, incident) = analyzed_book("bad_deploy", "trading", "trading");
+        let book = Arc::new(book);
+        let r = open(&d, book.clone());
+        let id = r.consider(&incident).await.expect("a plan");
+        let plan = r.get(&id).unwrap();
+        assert_eq!(plan.state, PlanState::PendingApproval, "{plan:?}");
+        let links = r.links(&plan);
+        let first = links.approve[0].rsplit('/').next().unwrap().to_string();
+        r.callback(&first, Some("alice"), None).await.unwrap();
+        let needed = plan.approvals_required.unwrap();
+        drop(r);
+
+        let again = open(&d, book.clone());
+        let restored = again.get(&id).expect("plan restored from the audit log");
+        assert_eq!(restored.approvals.len(), 1);
+        assert_eq!(restored.approvals[0].approver, "alice");
+        // The link used before the restart stays used.
+        assert!(matches!(
+            again.callback(&first, Some("mallory"), None).await,
+            Err(RemediationError::Token(TokenError::Replayed))
+        ));
+        // The step parameters come back from the playbook, not from the masked log.
+        assert_eq!(restored.steps, plan.steps);
+        if needed == 2 {
+            let p = again.approve(&id, "bob", "api", json!({})).await.unwrap();
+            assert_eq!(p.state, PlanState::Approved);
+        } else {
+            assert_eq!(restored.state, PlanState::Approved);
+        }
+        // The same playbook is not planned twice for the incident.
+        assert!(again.consider(&incident).await.is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn a_wallet_incident_is_planned_but_never_run() {
+        let d = dir("wallet");
+        let (book, incident) = analyzed_book("memory_leak", "wallet", "wallet");
+        let r = open(&d, Arc::new(book));
+        let id = r.consider(&incident).await.unwrap();
+        let plan = r.get(&id).unwrap();
+        assert_eq!(plan.state, PlanState::DiagnoseOnly);
+        assert!(plan.approved(now_ms()).is_none());
+        assert!(matches!(
+            r.approve(&id, "alice", "api", json!({})).await,
+            Err(RemediationError::Plan(PlanError::DiagnoseOnly(_)))
+        ));
+        let kinds: Vec<String> = r
+            .audit_log()
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|x| x.kind)
+            .collect();
+        assert_eq!(kinds, ["plan", "refusal"]);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -10,6 +10,16 @@ pub(crate) mod test_support {
     use crate::incident::Incident;
 
     pub(crate) fn analyzed_incident(cause: &str, namespace: &str, category: &str) -> Incident {
+        let (book, id) = analyzed_book(cause, namespace, category);
+        book.get(&id).unwrap()
+    }
+
+    /// An incident book holding one open, analyzed incident; returns the book and its id.
+    pub(crate) fn analyzed_book(
+        cause: &str,
+        namespace: &str,
+        category: &str,
+    ) -> (crate::incident::IncidentBook, String) {
         use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind};
         let labels = crate::store::labels::SeriesLabels::from_pairs(
             [
@@ -79,6 +89,6 @@ pub(crate) mod test_support {
                 notes: vec![],
             },
         );
-        book.get(&id).unwrap()
+        (book, id)
     }
 }

@@ -484,6 +484,13 @@ impl IncidentBook {
         Ok(count)
     }
 
+    /// New incidents get ids above `raw` (ids referenced elsewhere, e.g. by plans in the audit
+    /// log, are never handed out again even when the incidents file is gone).
+    pub fn skip_ids_through(&self, raw: u64) {
+        let mut inner = self.lock();
+        inner.next = inner.next.max(raw.saturating_add(1));
+    }
+
     /// The incident an anomaly belongs to.
     pub fn of_anomaly(&self, anomaly_raw: u64) -> Option<String> {
         self.lock()

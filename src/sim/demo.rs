@@ -551,7 +551,13 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         &received,
         &causes,
     );
-    let mut plans = pipeline.remediator.list();
+    // This run's plans (a kept data directory holds earlier runs' too).
+    let mut plans: Vec<_> = pipeline
+        .remediator
+        .list()
+        .into_iter()
+        .filter(|p| p.created_ms >= now_ms)
+        .collect();
     plans.reverse();
     summary.plans = plans.iter().map(super::oncall::PlanOutcome::of).collect();
     summary.dry_run = opts.dry_run;
