@@ -163,5 +163,36 @@ fn upkeep(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, detector, store_apply, upkeep);
+/// The level-shift check of one firing series: BOCPD over a full 1 h ring (240 samples).
+fn level_shift(c: &mut Criterion) {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let samples: Vec<(i64, f64)> = (0..240)
+        .map(|i| {
+            let level = if i < 160 { 100.0 } else { 130.0 };
+            (i as i64 * 15_000, level + rng.f64() * 2.0)
+        })
+        .collect();
+    let flat: Vec<(i64, f64)> = samples
+        .iter()
+        .map(|&(t, _)| (t, 100.0 + rng.f64() * 2.0))
+        .collect();
+    let mut g = c.benchmark_group("level_shift");
+    g.bench_function("ring_240_with_shift", |b| {
+        b.iter(|| {
+            black_box(sre_agent::detect::changepoint::level_shift(black_box(
+                &samples,
+            )))
+        })
+    });
+    g.bench_function("ring_240_flat", |b| {
+        b.iter(|| {
+            black_box(sre_agent::detect::changepoint::level_shift(black_box(
+                &flat,
+            )))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, detector, store_apply, upkeep, level_shift);
 criterion_main!(benches);

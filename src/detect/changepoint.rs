@@ -1,12 +1,16 @@
 //! Level shifts in a series' recent samples, found off the hot path.
 //!
 //! For a series in a firing anomaly, upkeep asks whether the ring shows a lasting change of
-//! level: the split that maximizes the two-sample t statistic of the means (one pass with prefix
-//! sums), confirmed by medians and MADs so a few outliers cannot fake it. A confirmed shift is
-//! reported as its own anomaly kind and the band adopts the new level, so a deploy that moved a
-//! metric for good does not alert forever.
+//! level: Bayesian online changepoint detection ([`super::bocpd`]) says where the current run
+//! began, and medians and MADs on both sides confirm it (so a few outliers cannot fake it, and
+//! a ramp, which has no steady new level, is not one). A confirmed shift is reported as its own
+//! anomaly kind and the band adopts the new level, so a deploy that moved a metric for good
+//! does not alert forever.
 
 use super::robust::median;
+
+/// The changepoint model must put at least this much mass near the change it reports.
+const MIN_PROBABILITY: f64 = 0.5;
 
 /// Both sides of a split need this many samples (15 minutes at a 15 s interval): a shorter
 /// departure is an incident to page about, not a new normal.
@@ -32,27 +36,15 @@ pub fn level_shift(samples: &[(i64, f64)]) -> Option<Shift> {
     if n < 2 * MIN_SEGMENT || samples.iter().any(|s| !s.1.is_finite()) {
         return None;
     }
-    let mut sum = vec![0.0; n + 1];
-    let mut sq = vec![0.0; n + 1];
-    for (i, (_, v)) in samples.iter().enumerate() {
-        sum[i + 1] = sum[i] + v;
-        sq[i + 1] = sq[i] + v * v;
+    let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    let change = super::bocpd::last_change(&values)?;
+    let split = change.start;
+    if change.probability < MIN_PROBABILITY || split < MIN_SEGMENT {
+        return None;
     }
-    let stat = |k: usize| {
-        let (a, b) = (k as f64, (n - k) as f64);
-        let ma = sum[k] / a;
-        let mb = (sum[n] - sum[k]) / b;
-        let va = (sq[k] / a - ma * ma).max(0.0);
-        let vb = ((sq[n] - sq[k]) / b - mb * mb).max(0.0);
-        let se = (va / a + vb / b)
-            .sqrt()
-            .max(1e-12 * (ma.abs() + mb.abs()).max(1e-12));
-        (mb - ma).abs() / se
-    };
-    let split = (MIN_SEGMENT..=n - MIN_SEGMENT).max_by(|&x, &y| stat(x).total_cmp(&stat(y)))?;
-    if split == n - MIN_SEGMENT {
-        // The best split wants a shorter new segment than allowed: the shift is younger than
-        // MIN_SEGMENT samples and its place not yet known. Wait for more samples.
+    if split > n - MIN_SEGMENT {
+        // The shift is younger than MIN_SEGMENT samples: wait for more before calling it a new
+        // normal.
         return None;
     }
     let before: Vec<f64> = samples[..split].iter().map(|s| s.1).collect();
@@ -141,5 +133,32 @@ mod tests {
         // A steady climb has no level on either side; the after-segment is no steadier.
         let ramp: Vec<f64> = (0..240).map(|i| i as f64 * 0.05).collect();
         assert_eq!(level_shift(&timed(ramp)), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_clear_lasting_shift_is_found_where_it_began(
+            before in 70usize..170,
+            after in 65usize..120,
+            jump in 8.0f64..50.0,
+            up in proptest::bool::ANY,
+            level in -1e4f64..1e4,
+            seed in 0u64..1000,
+        ) {
+            let mut v = noisy(before, level, seed);
+            let delta = if up { jump } else { -jump };
+            v.extend(noisy(after, level + delta, seed + 1));
+            let s = level_shift(&timed(v)).expect("shift");
+            let at = (s.at_ms / 15_000) as usize;
+            proptest::prop_assert!(at.abs_diff(before) <= 2, "{at} vs {before}: {s:?}");
+            proptest::prop_assert!(((s.after - s.before) - delta).abs() < 1.0, "{s:?}");
+        }
+
+        #[test]
+        fn noise_alone_is_never_a_shift(n in 120usize..300, level in -1e4f64..1e4, seed in 0u64..10_000) {
+            proptest::prop_assert_eq!(level_shift(&timed(noisy(n, level, seed))), None);
+        }
     }
 }

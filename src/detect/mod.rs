@@ -9,6 +9,7 @@
 //! stays off its band. Nothing here allocates per sample, takes a lock or does I/O; the
 //! lifecycle that turns scores into firing and resolved anomalies lives in [`lifecycle`].
 
+pub mod bocpd;
 pub mod book;
 pub mod changepoint;
 pub mod event;

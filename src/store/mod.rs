@@ -1200,13 +1200,10 @@ mod tests {
         assert_eq!(anomaly.first().map(|(_, e)| e.kind), Some(EventKind::Fired));
         let (_, last) = anomaly.last().expect("resolved");
         assert_eq!(last.kind, EventKind::Resolved);
-        // Reported once the new level has lasted a full segment, not before.
+        // Reported once the new level has lasted a full segment (samples 200..=259), not before.
         let reported_at = shifts[0].0;
-        assert!(
-            (200 + changepoint::MIN_SEGMENT as i64..200 + changepoint::MIN_SEGMENT as i64 + 10)
-                .contains(&reported_at),
-            "{reported_at}"
-        );
+        let full = 200 + changepoint::MIN_SEGMENT as i64 - 1;
+        assert!((full..full + 10).contains(&reported_at), "{reported_at}");
     }
 
     #[test]
