@@ -148,6 +148,22 @@ pub struct StepRun {
     pub finished_ms: i64,
 }
 
+impl StepRun {
+    /// A record of `step` (named `name`) starting now, with `status`.
+    pub fn of(step: &PlannedStep, name: String, status: &str, now_ms: i64) -> Self {
+        Self {
+            name,
+            action: step.action.clone(),
+            target: format!("{}/{}", step.namespace, step.target),
+            status: status.into(),
+            before: serde_json::Value::Null,
+            error: None,
+            started_ms: now_ms,
+            finished_ms: now_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Execution {
     pub status: ExecutionStatus,
