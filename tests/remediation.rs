@@ -155,6 +155,24 @@ async fn plan_where(agent: &Agent, done: impl Fn(&Value) -> bool) -> Value {
     panic!("plan never got there: {last:#}\nincidents: {incidents:#}");
 }
 
+/// A decision on a plan through the API (`approve` or `reject`), with the API token or without.
+async fn decide(
+    agent: &Agent,
+    id: &str,
+    action: &str,
+    token: bool,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = agent
+        .client
+        .post(agent.url(&format!("/api/v1/approvals/{id}/{action}")))
+        .json(&body);
+    if token {
+        request = request.bearer_auth(TOKEN);
+    }
+    request.send().await.unwrap()
+}
+
 fn finished(p: &Value) -> bool {
     !p.is_null()
         && !["not_started", "running"].contains(&p["execution"]["status"].as_str().unwrap_or(""))
@@ -426,14 +444,14 @@ async fn a_bad_deploy_is_rolled_back_after_approval_by_callback_links() {
             post(approve[1].clone(), "alice@exchange").await.status(),
             409
         );
-        let again = agent
-            .client
-            .post(agent.url(&format!("/api/v1/approvals/{id}/approve")))
-            .bearer_auth(TOKEN)
-            .json(&json!({"approver": "bob@exchange"}))
-            .send()
-            .await
-            .unwrap();
+        let again = decide(
+            &agent,
+            &id,
+            "approve",
+            true,
+            json!({"approver": "bob@exchange"}),
+        )
+        .await;
         assert_eq!(again.status(), 200);
     }
     let plan = plan_where(&agent, finished).await;
@@ -492,41 +510,20 @@ async fn api_approvals_need_the_bearer_token_and_rejection_closes_the_plan() {
     bad_deploy(&agent, &c).await;
     let plan = plan_where(&agent, |p| p["state"] == "pending_approval").await;
     let id = plan["id"].as_str().unwrap();
-    let url = agent.url(&format!("/api/v1/approvals/{id}/approve"));
-    let anonymous = agent
-        .client
-        .post(&url)
-        .json(&json!({"approver": "eve"}))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = decide(&agent, id, "approve", false, json!({"approver": "eve"})).await;
     assert_eq!(anonymous.status(), 401);
-    let nameless = agent
-        .client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&json!({"approver": " "}))
-        .send()
-        .await
-        .unwrap();
+    let nameless = decide(&agent, id, "approve", true, json!({"approver": " "})).await;
     assert_eq!(nameless.status(), 400);
-    let rejected = agent
-        .client
-        .post(agent.url(&format!("/api/v1/approvals/{id}/reject")))
-        .bearer_auth(TOKEN)
-        .json(&json!({"rejector": "carol", "reason": "not during the auction"}))
-        .send()
-        .await
-        .unwrap();
+    let rejected = decide(
+        &agent,
+        id,
+        "reject",
+        true,
+        json!({"rejector": "carol", "reason": "not during the auction"}),
+    )
+    .await;
     assert_eq!(rejected.status(), 200);
-    let late = agent
-        .client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&json!({"approver": "dave"}))
-        .send()
-        .await
-        .unwrap();
+    let late = decide(&agent, id, "approve", true, json!({"approver": "dave"})).await;
     assert_eq!(late.status(), 409);
     let plan = agent.get_json(&format!("/api/v1/plans/{id}")).await;
     assert_eq!(plan["state"], "rejected");
@@ -556,14 +553,7 @@ async fn an_expired_plan_is_never_executed() {
     let plan = plan_where(&agent, |p| p["state"] == "pending_approval").await;
     let id = plan["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let late = agent
-        .client
-        .post(agent.url(&format!("/api/v1/approvals/{id}/approve")))
-        .bearer_auth(TOKEN)
-        .json(&json!({"approver": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let late = decide(&agent, id, "approve", true, json!({"approver": "alice"})).await;
     assert_eq!(late.status(), 409);
     assert!(late.text().await.unwrap().contains("expired"));
     let plan = agent.get_json(&format!("/api/v1/plans/{id}")).await;
