@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use sre_agent::ingest::encode::TimeSeries;
 
 type Queries = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
@@ -78,28 +77,20 @@ fn form_decode(body: &str) -> Vec<(String, String)> {
 }
 
 async fn error_burst(agent: &Agent) {
-    let start = now_ms() - 3_600_000;
     let mut rng = fastrand::Rng::with_seed(11);
-    for i in 0..120i64 {
-        let batch: Vec<TimeSeries> = (0..3)
-            .map(|p| {
-                let pod = format!("gw-{p}");
-                let labels = [
-                    ("__name__", "api_error_rate"),
-                    ("namespace", "api"),
-                    ("pod", pod.as_str()),
-                    ("service", "api-gateway"),
-                ];
-                let v = if i >= 110 {
-                    0.09
-                } else {
-                    0.002 + rng.f64() * 0.0005
-                };
-                TimeSeries::new(&labels, &[(start + i * 15_000, v)])
-            })
-            .collect();
-        assert_eq!(agent.write_v1(&batch).await.status(), 204);
-    }
+    let labels = [
+        ("__name__", "api_error_rate"),
+        ("namespace", "api"),
+        ("service", "api-gateway"),
+    ];
+    write_pods(agent, now_ms() - 3_600_000, &labels, "gw", 3, |_, i| {
+        if i >= 110 {
+            0.09
+        } else {
+            0.002 + rng.f64() * 0.0005
+        }
+    })
+    .await;
 }
 
 async fn analyzed(agent: &Agent) -> serde_json::Value {

@@ -10,11 +10,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Agent, metric_value, now_ms, receiver, test_config};
+use common::{Agent, metric_value, now_ms, receiver, test_config, write_pods};
 use serde_json::{Value, json};
 use sre_agent::act::executor::Executor;
 use sre_agent::config::Config;
-use sre_agent::ingest::encode::TimeSeries;
 use sre_agent::sim::cluster::FakeCluster;
 
 const TOKEN: &str = "test-api-token";
@@ -80,28 +79,21 @@ async fn memory_leak(agent: &Agent, cluster: &FakeCluster) {
         start + 112 * 15_000,
     ));
     let mut rng = fastrand::Rng::with_seed(5);
-    for i in 0..120i64 {
-        let batch: Vec<TimeSeries> = (0..2)
-            .map(|p| {
-                let pod = format!("risk-service-{p}");
-                let labels = [
-                    ("__name__", "memory_usage"),
-                    ("deployment", "risk-service"),
-                    ("namespace", "risk"),
-                    ("pod", pod.as_str()),
-                    ("service", "risk-service"),
-                ];
-                // A fast climb: remediation is under test here, not ramp detection.
-                let v = if p == 0 && i >= 110 {
-                    0.93 + 0.002 * (i - 110) as f64
-                } else {
-                    0.5 + rng.f64() * 0.01
-                };
-                TimeSeries::new(&labels, &[(start + i * 15_000, v)])
-            })
-            .collect();
-        assert_eq!(agent.write_v1(&batch).await.status(), 204);
-    }
+    let labels = [
+        ("__name__", "memory_usage"),
+        ("deployment", "risk-service"),
+        ("namespace", "risk"),
+        ("service", "risk-service"),
+    ];
+    write_pods(agent, start, &labels, "risk-service", 2, |p, i| {
+        // A fast climb: remediation is under test here, not ramp detection.
+        if p == 0 && i >= 110 {
+            0.93 + 0.002 * (i - 110) as f64
+        } else {
+            0.5 + rng.f64() * 0.01
+        }
+    })
+    .await;
 }
 
 /// The api-gateway's error rate jumps two minutes after a rollout.
@@ -118,27 +110,20 @@ async fn bad_deploy(agent: &Agent, cluster: &FakeCluster) {
     rollout["type"] = json!("Normal");
     cluster.put(rollout);
     let mut rng = fastrand::Rng::with_seed(11);
-    for i in 0..120i64 {
-        let batch: Vec<TimeSeries> = (0..3)
-            .map(|p| {
-                let pod = format!("api-gateway-{p}");
-                let labels = [
-                    ("__name__", "api_error_rate"),
-                    ("deployment", "api-gateway"),
-                    ("namespace", "api"),
-                    ("pod", pod.as_str()),
-                    ("service", "api-gateway"),
-                ];
-                let v = if i >= 110 {
-                    0.09
-                } else {
-                    0.002 + rng.f64() * 0.0005
-                };
-                TimeSeries::new(&labels, &[(start + i * 15_000, v)])
-            })
-            .collect();
-        assert_eq!(agent.write_v1(&batch).await.status(), 204);
-    }
+    let labels = [
+        ("__name__", "api_error_rate"),
+        ("deployment", "api-gateway"),
+        ("namespace", "api"),
+        ("service", "api-gateway"),
+    ];
+    write_pods(agent, start, &labels, "api-gateway", 3, |_, i| {
+        if i >= 110 {
+            0.09
+        } else {
+            0.002 + rng.f64() * 0.0005
+        }
+    })
+    .await;
 }
 
 /// The first plan, once it satisfies `done`.

@@ -119,6 +119,30 @@ impl Agent {
 }
 
 /// Reads one sample value from Prometheus text exposition (`name` or `name{labels}` exactly).
+/// 120 scrapes (30 minutes at 15 s from `start_ms`) of the pods `{pod_prefix}-0..pods` of one
+/// service, each scrape one remote-write request; `value(pod, i)` is pod's i-th sample and
+/// `labels` the labels every pod shares (`pod` is added).
+pub async fn write_pods(
+    agent: &Agent,
+    start_ms: i64,
+    labels: &[(&str, &str)],
+    pod_prefix: &str,
+    pods: usize,
+    mut value: impl FnMut(usize, i64) -> f64,
+) {
+    for i in 0..120i64 {
+        let batch: Vec<TimeSeries> = (0..pods)
+            .map(|p| {
+                let pod = format!("{pod_prefix}-{p}");
+                let mut all = labels.to_vec();
+                all.push(("pod", pod.as_str()));
+                TimeSeries::new(&all, &[(start_ms + i * 15_000, value(p, i))])
+            })
+            .collect();
+        assert_eq!(agent.write_v1(&batch).await.status(), 204);
+    }
+}
+
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (k, v) = l.rsplit_once(' ')?;
