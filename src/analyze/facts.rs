@@ -16,7 +16,8 @@ pub struct SeriesFact {
     pub labels: BTreeMap<String, String>,
     /// One of the incident's anomalous series.
     pub anomalous: bool,
-    /// Its anomalies' kinds (anomaly, predicted_breach, level_shift, peer_outlier).
+    /// Its anomalies' kinds (anomaly, predicted_breach, level_shift, peer_outlier,
+    /// service_anomaly).
     #[serde(deserialize_with = "crate::detect::event::static_kinds")]
     pub kinds: Vec<crate::detect::event::KindName>,
     pub cumulative: bool,

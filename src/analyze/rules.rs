@@ -63,7 +63,8 @@ pub struct Condition {
     pub primary_threshold: Option<f64>,
     #[serde(default)]
     pub direction: Direction,
-    /// Only anomalies of this kind (anomaly, predicted_breach, level_shift, peer_outlier).
+    /// Only anomalies of this kind (anomaly, predicted_breach, level_shift, peer_outlier,
+    /// service_anomaly).
     #[serde(default)]
     pub primary_kind: Option<String>,
     #[serde(default)]
@@ -144,11 +145,17 @@ impl RulesFile {
                 bad("confidence must be in (0, 1]");
             }
             if let Some(k) = &r.condition.primary_kind
-                && !["anomaly", "predicted_breach", "level_shift", "peer_outlier"]
-                    .contains(&k.as_str())
+                && ![
+                    "anomaly",
+                    "predicted_breach",
+                    "level_shift",
+                    "peer_outlier",
+                    "service_anomaly",
+                ]
+                .contains(&k.as_str())
             {
                 bad(
-                    "condition.primary_kind must be anomaly, predicted_breach, level_shift or peer_outlier",
+                    "condition.primary_kind must be anomaly, predicted_breach, level_shift, peer_outlier or service_anomaly",
                 );
             }
             if r.condition

@@ -28,6 +28,7 @@ pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
 
 use crate::detect::DetectParams;
+use crate::detect::drift::DriftParams;
 use crate::detect::lifecycle::LifecycleParams;
 use crate::detect::novelty::NoveltyParams;
 
@@ -233,6 +234,7 @@ pub struct DetectionConfig {
     pub novelty: NoveltyConfig,
     pub forecast: ForecastConfig,
     pub peers: PeersConfig,
+    pub services: ServicesConfig,
 }
 
 impl Default for DetectionConfig {
@@ -255,6 +257,7 @@ impl Default for DetectionConfig {
             novelty: NoveltyConfig::default(),
             forecast: ForecastConfig::default(),
             peers: PeersConfig::default(),
+            services: ServicesConfig::default(),
         }
     }
 }
@@ -278,6 +281,12 @@ impl DetectionConfig {
                 context_learning_rate: self.novelty.context_learning_rate,
                 stuck_factor: self.novelty.stuck_factor,
                 stuck_min_samples: self.novelty.stuck_min_samples,
+                drift: DriftParams {
+                    alpha: self.novelty.drift_alpha,
+                    unit: self.novelty.drift_unit,
+                    travel_unit: self.novelty.drift_travel_unit,
+                    report_ratio: crate::detect::ratio_at(self.alert_threshold),
+                },
             },
         }
     }
@@ -309,6 +318,34 @@ impl Default for PeersConfig {
             enabled: p.enabled,
             group_by: p.group_by,
             min_group: p.min_group,
+            threshold_sigmas: p.threshold_sigmas,
+        }
+    }
+}
+
+/// Multi-metric score per service: the catalog metrics of series that share `group_by` labels
+/// are scored together (see `detect::multivariate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    pub enabled: bool,
+    pub group_by: Vec<String>,
+    /// Width of one row of the joint history.
+    #[serde(with = "duration")]
+    pub bucket: Duration,
+    /// Rows of history needed before a service is scored.
+    pub min_history: usize,
+    pub threshold_sigmas: f64,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        let p = crate::detect::multivariate::ServiceParams::default();
+        Self {
+            enabled: p.enabled,
+            group_by: p.group_by,
+            bucket: Duration::from_millis(p.bucket_ms as u64),
+            min_history: p.min_history,
             threshold_sigmas: p.threshold_sigmas,
         }
     }
@@ -352,6 +389,13 @@ pub struct NoveltyConfig {
     pub context_learning_rate: f64,
     pub stuck_factor: f64,
     pub stuck_min_samples: u32,
+    /// Weight of each sample in the moving average the drift channel watches.
+    pub drift_alpha: f64,
+    /// Excess of that average beyond its covered range, as a fraction of the value's range,
+    /// that counts as one unit...
+    pub drift_unit: f64,
+    /// ...and as a fraction of how far the average typically travels in 1/alpha samples.
+    pub drift_travel_unit: f64,
 }
 
 impl Default for NoveltyConfig {
@@ -364,6 +408,9 @@ impl Default for NoveltyConfig {
             context_learning_rate: n.context_learning_rate,
             stuck_factor: n.stuck_factor,
             stuck_min_samples: n.stuck_min_samples,
+            drift_alpha: n.drift.alpha,
+            drift_unit: n.drift.unit,
+            drift_travel_unit: n.drift.travel_unit,
         }
     }
 }
@@ -765,6 +812,21 @@ impl Config {
             "anomaly_detection.novelty.stuck_min_samples",
             "must be at least 2",
         );
+        check(
+            n.drift_alpha >= 0.001 && n.drift_alpha <= 1.0,
+            "anomaly_detection.novelty.drift_alpha",
+            "must be in [0.001, 1]",
+        );
+        check(
+            n.drift_unit.is_finite() && n.drift_unit > 0.0,
+            "anomaly_detection.novelty.drift_unit",
+            "must be a positive number",
+        );
+        check(
+            n.drift_travel_unit.is_finite() && n.drift_travel_unit > 0.0,
+            "anomaly_detection.novelty.drift_travel_unit",
+            "must be a positive number",
+        );
         let b = &self.prometheus.backfill;
         check(
             b.step >= Duration::from_secs(1),
@@ -785,6 +847,21 @@ impl Config {
             d.peers.min_group >= 3,
             "anomaly_detection.peers.min_group",
             "must be at least 3 (two series have no majority)",
+        );
+        check(
+            d.services.bucket >= Duration::from_secs(1),
+            "anomaly_detection.services.bucket",
+            "must be at least 1s",
+        );
+        check(
+            d.services.min_history >= 10,
+            "anomaly_detection.services.min_history",
+            "must be at least 10",
+        );
+        check(
+            d.services.threshold_sigmas.is_finite() && d.services.threshold_sigmas > 0.0,
+            "anomaly_detection.services.threshold_sigmas",
+            "must be a positive number",
         );
         check(
             d.peers.threshold_sigmas.is_finite() && d.peers.threshold_sigmas > 0.0,

@@ -39,6 +39,7 @@ pub(crate) mod test_support {
             breach: None,
             shift: None,
             peer: None,
+            service: None,
             anomaly_id: 1,
             series_id: 1,
             labels,

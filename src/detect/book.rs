@@ -13,6 +13,7 @@ use thiserror::Error;
 use super::changepoint::Shift;
 use super::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use super::forecast::Breach;
+use super::multivariate::ServiceDeviation;
 use super::peers::PeerDeviation;
 use super::{Channel, Severity};
 
@@ -43,6 +44,9 @@ pub struct Anomaly {
     pub shift: Option<Shift>,
     /// For `peer_outlier`: its level against its peers' median.
     pub peer: Option<PeerDeviation>,
+    /// For `service_anomaly`: the joint distance and the metrics that carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Box<ServiceDeviation>>,
     pub series_id: String,
     pub metric: String,
     pub labels: BTreeMap<String, String>,
@@ -172,6 +176,40 @@ impl Anomaly {
                     ),
                 )
             }
+            (AnomalyKind::ServiceAnomaly, _) if e.service.is_some() => {
+                let d = e.service.as_deref();
+                let name = d.map_or(String::new(), |d| {
+                    d.service
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                let (sigmas, metrics, parts) = d.map_or((0.0, 0, Vec::new()), |d| {
+                    let parts = d
+                        .contributors
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} {} (typically {}, {:+.1}σ given the others)",
+                                c.metric,
+                                fmt_value(c.value),
+                                fmt_value(c.typical),
+                                c.sigmas.clamp(-999.0, 999.0)
+                            )
+                        })
+                        .collect();
+                    (d.sigmas, d.metrics, parts)
+                });
+                (
+                    format!("{name}: its {metrics} key metrics together are unusual"),
+                    format!(
+                        "joint distance {:.1}σ; carried by {}",
+                        sigmas.min(999.0),
+                        parts.join("; ")
+                    ),
+                )
+            }
             _ => (
                 format!("{metric} is anomalous ({direction} expected){on}"),
                 Self::score_description(e),
@@ -188,6 +226,7 @@ impl Anomaly {
             breach: e.breach,
             shift: e.shift,
             peer: e.peer,
+            service: e.service.clone(),
             series_id: crate::store::series_id(e.series_id),
             metric,
             labels: e.labels.to_map(),

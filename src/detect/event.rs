@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::changepoint::Shift;
 use super::forecast::Breach;
 use super::lifecycle::Transition;
+use super::multivariate::ServiceDeviation;
 use super::peers::PeerDeviation;
 use super::{Score, Severity};
 use crate::store::labels::SeriesLabels;
@@ -38,6 +39,9 @@ pub enum AnomalyKind {
     LevelShift,
     /// A series unlike its peers (the other pods of its deployment).
     PeerOutlier,
+    /// A service whose key metrics together are unusual (on the series of the metric that
+    /// contributes most).
+    ServiceAnomaly,
 }
 
 impl AnomalyKind {
@@ -47,16 +51,18 @@ impl AnomalyKind {
             Self::PredictedBreach => "predicted_breach",
             Self::LevelShift => "level_shift",
             Self::PeerOutlier => "peer_outlier",
+            Self::ServiceAnomaly => "service_anomaly",
         }
     }
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 4] = [
+    pub const ALL: [AnomalyKind; 5] = [
         Self::Anomaly,
         Self::PredictedBreach,
         Self::LevelShift,
         Self::PeerOutlier,
+        Self::ServiceAnomaly,
     ];
 
     /// The kind named `name`; unknown names (from a newer version's state file) read as
@@ -112,6 +118,8 @@ pub struct AnomalyEvent {
     pub shift: Option<Shift>,
     /// For a peer outlier: its level against its peers'.
     pub peer: Option<PeerDeviation>,
+    /// For a service anomaly: the joint distance and the metrics that carry it.
+    pub service: Option<Box<ServiceDeviation>>,
     pub anomaly_id: u64,
     pub series_id: u64,
     pub labels: SeriesLabels,

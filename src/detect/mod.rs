@@ -12,10 +12,12 @@
 pub mod bocpd;
 pub mod book;
 pub mod changepoint;
+pub mod drift;
 pub mod event;
 pub mod ewma;
 pub mod forecast;
 pub mod lifecycle;
+pub mod multivariate;
 pub mod novelty;
 pub mod peers;
 pub mod rate;
@@ -80,7 +82,13 @@ impl Severity {
 
 /// The threshold the NAB scorer picks for the standard profile on the development split
 /// (`scripts/nab.sh`), so what is measured is what runs.
-pub const DEFAULT_ALERT_THRESHOLD: f64 = 0.73075;
+pub const DEFAULT_ALERT_THRESHOLD: f64 = 0.7272;
+
+/// The novelty ratio that a score of `threshold` stands for (score = ratio / (1 + ratio)).
+pub fn ratio_at(threshold: f64) -> f64 {
+    let t = threshold.clamp(0.0, 1.0 - 1e-9);
+    t / (1.0 - t)
+}
 
 /// Detector parameters shared by all series (from `anomaly_detection` in the config).
 #[derive(Debug, Clone)]

@@ -14,7 +14,9 @@
 //! - **stuck**: a run of identical values longer than any run seen before (a frozen exporter or
 //!   flatlined process), reported when the run outlasts the limit and at each doubling;
 //! - **context**: outside what this time of day has seen, for series with an active seasonal
-//!   profile (computed by [`super::seasonal`], combined here).
+//!   profile (computed by [`super::seasonal`], combined here);
+//! - **drift**: a short moving average beyond the range the average has covered: a sustained
+//!   move of the mean that single samples hide inside their range ([`super::drift`]).
 //!
 //! A novel value is learned at once, so a series that moves to a new level scores on the first
 //! sample of the move, not on every sample after it: repeats are suppressed by construction,
@@ -22,6 +24,8 @@
 //! allocation.
 
 use serde::{Deserialize, Serialize};
+
+use super::drift::{DriftParams, DriftState};
 
 /// Histogram resolution over the covered range.
 const BINS: usize = 32;
@@ -45,6 +49,7 @@ pub struct NoveltyParams {
     pub stuck_factor: f64,
     /// ... and at least this many samples long.
     pub stuck_min_samples: u32,
+    pub drift: DriftParams,
 }
 
 impl Default for NoveltyParams {
@@ -56,6 +61,7 @@ impl Default for NoveltyParams {
             context_learning_rate: 0.1,
             stuck_factor: 3.0,
             stuck_min_samples: 12,
+            drift: DriftParams::default(),
         }
     }
 }
@@ -70,6 +76,7 @@ pub enum Channel {
     Density,
     Stuck,
     Context,
+    Drift,
 }
 
 impl Channel {
@@ -80,6 +87,7 @@ impl Channel {
             Self::Density => "density",
             Self::Stuck => "stuck",
             Self::Context => "context",
+            Self::Drift => "drift",
         }
     }
 }
@@ -91,6 +99,7 @@ pub struct Novelty {
     pub density: f64,
     pub stuck: f64,
     pub context: f64,
+    pub drift: f64,
 }
 
 impl Novelty {
@@ -101,6 +110,7 @@ impl Novelty {
             (self.density, Channel::Density),
             (self.stuck, Channel::Stuck),
             (self.context, Channel::Context),
+            (self.drift, Channel::Drift),
         ]
         .into_iter()
         .filter(|(r, _)| *r > 0.0)
@@ -129,6 +139,8 @@ pub struct NoveltyState {
     run: u32,
     longest_run: u32,
     seen: u32,
+    #[serde(default)]
+    drift: DriftState,
 }
 
 impl Default for NoveltyState {
@@ -147,6 +159,7 @@ impl Default for NoveltyState {
             run: 0,
             longest_run: 0,
             seen: 0,
+            drift: DriftState::default(),
         }
     }
 }
@@ -168,6 +181,8 @@ impl NoveltyState {
                 out.density = (above_typical / p.density_unit).max(0.0);
             }
         }
+        let reported = out.range.max(out.density) >= p.drift.report_ratio;
+        out.drift = self.drift.update(x, self.span(), warm, reported, &p.drift);
         self.observe_run(x, warm, p, &mut out);
         self.learn(x, surprise);
         self.seen = self.seen.saturating_add(1);
@@ -198,6 +213,7 @@ impl NoveltyState {
         if !self.typical_surprise.is_finite() {
             return Err("typical_surprise must be finite");
         }
+        self.drift.validate()?;
         Ok(())
     }
 
@@ -245,6 +261,7 @@ impl NoveltyState {
                 self.hi = mid + (self.hi - mid) * keep;
                 self.lo = mid - (mid - self.lo) * keep;
             }
+            self.drift.fade(keep);
             self.unit /= keep as f32;
             if self.unit > 1e6 {
                 for c in &mut self.counts {
@@ -364,7 +381,17 @@ mod tests {
         let mut s = NoveltyState::default();
         let calm: Vec<f64> = (0..2000).map(|_| 10.0 + rng.f64()).collect();
         let scores = feed(&mut s, calm);
-        assert!(scores[100..].iter().all(|n| n.strongest().0 < 1.0));
+        let t = super::super::DEFAULT_ALERT_THRESHOLD;
+        assert!(
+            scores[100..]
+                .iter()
+                .all(|n| n.range < 1.0 && n.density < 1.0)
+        );
+        assert!(
+            scores[100..]
+                .iter()
+                .all(|n| n.strongest().0 < t / (1.0 - t))
+        );
         let p = NoveltyParams::default();
         let jump = s.update(2000 * STEP, 15.0, true, &p);
         assert_eq!(jump.strongest().1, Channel::Range);
@@ -372,7 +399,6 @@ mod tests {
         // The second sample at the new level is no longer beyond the range, and below the
         // ratio that the default alert threshold stands for.
         let again = s.update(2001 * STEP, 15.0, true, &p);
-        let t = super::super::DEFAULT_ALERT_THRESHOLD;
         assert!(again.range < 0.01, "{again:?}");
         assert!(again.strongest().0 < t / (1.0 - t), "{again:?}");
     }

@@ -12,6 +12,7 @@ fn event(id: u64, kind: EventKind, labels: &[(&str, &str)], ts: i64) -> AnomalyE
         breach: None,
         shift: None,
         peer: None,
+        service: None,
         anomaly_id: id,
         series_id: id,
         labels,

@@ -165,8 +165,12 @@ fn store_options(config: &Config) -> StoreOptions {
             enabled: false,
             ..Default::default()
         },
-        // One series per store: no peers.
+        // One series per store: no peers, no service of several metrics.
         peers: crate::detect::peers::PeerParams {
+            enabled: false,
+            ..Default::default()
+        },
+        services: crate::detect::multivariate::ServiceParams {
             enabled: false,
             ..Default::default()
         },

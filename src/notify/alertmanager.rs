@@ -26,6 +26,7 @@ pub const PREDICTED_ALERT_NAME: &str = "SREAgentPredictedBreach";
 pub const LEVEL_SHIFT_ALERT_NAME: &str = "SREAgentLevelShift";
 /// A pod unlike the other pods of its deployment.
 pub const PEER_ALERT_NAME: &str = "SREAgentPeerOutlier";
+pub const SERVICE_ALERT_NAME: &str = "SREAgentServiceAnomaly";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PostableAlert {
@@ -59,6 +60,7 @@ pub fn alert_labels(a: &Anomaly, severity: Severity) -> BTreeMap<String, String>
         AnomalyKind::PredictedBreach => PREDICTED_ALERT_NAME,
         AnomalyKind::LevelShift => LEVEL_SHIFT_ALERT_NAME,
         AnomalyKind::PeerOutlier => PEER_ALERT_NAME,
+        AnomalyKind::ServiceAnomaly => SERVICE_ALERT_NAME,
     };
     labels.insert("alertname".into(), name.into());
     labels.insert("kind".into(), a.kind.as_str().into());

@@ -29,6 +29,7 @@ use crate::detect::changepoint;
 use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
 use crate::detect::forecast::{self, ForecastParams, ForecastState};
 use crate::detect::lifecycle::{LifecycleParams, Transition};
+use crate::detect::multivariate::{self, ServiceDeviation, ServiceParams};
 use crate::detect::peers::{self, Member, PeerDeviation, PeerParams};
 use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
 use crate::ingest::{Batch, MetricType, SeriesEntry};
@@ -51,6 +52,7 @@ pub struct StoreOptions {
     pub only_catalog: bool,
     pub forecast: ForecastParams,
     pub peers: PeerParams,
+    pub services: ServiceParams,
 }
 
 impl StoreOptions {
@@ -80,6 +82,13 @@ impl StoreOptions {
                 min_group: d.peers.min_group,
                 threshold_sigmas: d.peers.threshold_sigmas,
             },
+            services: ServiceParams {
+                enabled: d.services.enabled,
+                group_by: d.services.group_by.clone(),
+                bucket_ms: d.services.bucket.as_millis() as i64,
+                min_history: d.services.min_history,
+                threshold_sigmas: d.services.threshold_sigmas,
+            },
         }
     }
 }
@@ -96,6 +105,7 @@ impl Default for StoreOptions {
             only_catalog: false,
             forecast: ForecastParams::default(),
             peers: PeerParams::default(),
+            services: ServiceParams::default(),
         }
     }
 }
@@ -178,6 +188,42 @@ pub struct Store {
     metadata: RwLock<HashMap<Box<str>, MetricType>>,
     next_anomaly: AtomicU64,
     epoch: Instant,
+    /// Firing service anomalies by service key (upkeep only, never the hot path).
+    services: Mutex<HashMap<u64, ServiceFiring>>,
+}
+
+/// A firing service anomaly: its id, the series it is reported on, checks without a verdict.
+#[derive(Debug, Clone, Copy)]
+struct ServiceFiring {
+    anomaly_id: u64,
+    series: u64,
+    calm: u8,
+    /// The bucket it fired on: while it fires, the baseline is the history before it.
+    since_bucket: i64,
+}
+
+enum ServiceVerdict {
+    /// Jointly unusual: the series to report on, the bucket judged, why.
+    Anomalous(u64, i64, ServiceDeviation),
+    Normal,
+    /// Too few metrics or too little history to say.
+    Unjudged,
+}
+
+#[derive(Default)]
+struct ServiceMetric {
+    series: u64,
+    sigma: f64,
+    buckets: HashMap<i64, (f64, u32)>,
+}
+
+/// One service's catalog metrics, bucketed from the rings: per metric, per bucket, sum and
+/// count over its series.
+#[derive(Default)]
+struct ServiceRows {
+    labels: Vec<(String, String)>,
+    /// Per metric: the series that deviates most on its own (reported on), its sigma, buckets.
+    metrics: std::collections::BTreeMap<String, ServiceMetric>,
 }
 
 /// A copy of one series' state for readers.
@@ -249,6 +295,7 @@ impl Store {
             metadata: RwLock::new(HashMap::new()),
             next_anomaly: AtomicU64::new((start & 0xffff_ffff) << 24),
             epoch: Instant::now(),
+            services: Mutex::new(HashMap::new()),
         }
     }
 
@@ -494,6 +541,7 @@ impl Store {
             breach: None,
             shift: None,
             peer: None,
+            service: None,
             anomaly_id,
             series_id: series.hash,
             labels: series.labels.clone(),
@@ -593,6 +641,7 @@ impl Store {
             }
         }
         events.extend(self.peer_outliers());
+        events.extend(self.service_anomalies());
         events
     }
 
@@ -673,6 +722,227 @@ impl Store {
             }
         }
         events
+    }
+
+    /// Scores each service's catalog metrics together (see [`multivariate`]) and opens or
+    /// closes `service_anomaly` anomalies, reported on a series of the metric that contributes
+    /// most. Rings are bucketed per service and metric; the newest (partial) bucket is left out.
+    fn service_anomalies(&self) -> Vec<AnomalyEvent> {
+        let p = &self.options.services;
+        if !p.enabled || p.group_by.is_empty() || p.bucket_ms <= 0 {
+            return Vec::new();
+        }
+        let mut services: HashMap<u64, ServiceRows> = HashMap::new();
+        let mut scratch = Vec::new();
+        let mut key = Vec::new();
+        for i in 0..self.shards.len() {
+            for s in self.lock(i).slots.iter().flatten() {
+                let warm = s.detector.seen >= self.options.detect.warmup_samples;
+                if !s.detect || s.stale || !warm || self.catalog.class(s.class).is_none() {
+                    continue;
+                }
+                key.clear();
+                let complete = p.group_by.iter().all(|name| match s.labels.get(name) {
+                    Some(v) => {
+                        key.extend_from_slice(v.as_bytes());
+                        key.push(0xff);
+                        true
+                    }
+                    None => false,
+                });
+                if !complete {
+                    continue;
+                }
+                let rows = services
+                    .entry(xxhash_rust::xxh3::xxh3_64(&key))
+                    .or_default();
+                if rows.labels.is_empty() {
+                    rows.labels = p
+                        .group_by
+                        .iter()
+                        .filter_map(|n| s.labels.get(n).map(|v| (n.clone(), v.to_string())))
+                        .collect();
+                }
+                let metric = rows
+                    .metrics
+                    .entry(s.labels.metric_name().to_string())
+                    .or_insert_with(|| ServiceMetric {
+                        series: s.hash,
+                        sigma: f64::NEG_INFINITY,
+                        buckets: HashMap::new(),
+                    });
+                // Reported on the pod that deviates most on its own (a firing anomaly first), so
+                // an incident and its plan point at the pod that moved, not at a sibling.
+                let deviation =
+                    s.last_score.sigma + if s.lifecycle.is_firing() { 1e300 } else { 0.0 };
+                if deviation > metric.sigma {
+                    metric.series = s.hash;
+                    metric.sigma = deviation;
+                }
+                scratch.clear();
+                s.ring.decode_into(&mut scratch);
+                let mut previous: Option<(i64, f64)> = None;
+                for &(ts, v) in scratch.iter() {
+                    let value = if s.cumulative {
+                        let rate = previous
+                            .filter(|(t0, v0)| ts > *t0 && v >= *v0)
+                            .map(|(t0, v0)| (v - v0) * 1000.0 / (ts - t0) as f64);
+                        previous = Some((ts, v));
+                        match rate {
+                            Some(r) => r,
+                            None => continue,
+                        }
+                    } else {
+                        v
+                    };
+                    if value.is_finite() {
+                        let cell = metric
+                            .buckets
+                            .entry(ts.div_euclid(p.bucket_ms))
+                            .or_insert((0.0, 0));
+                        cell.0 += value;
+                        cell.1 += 1;
+                    }
+                }
+            }
+        }
+        let mut firing = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let mut verdicts: HashMap<u64, (u64, i64, ServiceDeviation)> = HashMap::new();
+        // Services that could not be judged (too little history before a firing anomaly
+        // began) keep their state: no verdict is not a recovery.
+        let mut unjudged: Vec<u64> = Vec::new();
+        for (service, rows) in &services {
+            let before = firing.get(service).map(|f| f.since_bucket);
+            match Self::assess_service(rows, p, before) {
+                ServiceVerdict::Anomalous(series, bucket, d) => {
+                    verdicts.insert(*service, (series, bucket, d));
+                }
+                ServiceVerdict::Normal => {}
+                ServiceVerdict::Unjudged => unjudged.push(*service),
+            }
+        }
+        let mut events = Vec::new();
+        let report = |series: u64, kind, id, reason, deviation: Option<ServiceDeviation>| {
+            let severity = deviation
+                .as_ref()
+                .map_or(Severity::Medium, |d| Severity::from_sigma(d.sigmas));
+            self.with_series(series, |s| {
+                let mut e = self.event(s, kind, id, s.last_ts, s.last_ts, severity, reason);
+                e.anomaly_kind = AnomalyKind::ServiceAnomaly;
+                e.service = deviation.map(Box::new);
+                e
+            })
+        };
+        let judged: Vec<u64> = verdicts.keys().copied().collect();
+        for (service, (series, bucket, deviation)) in verdicts {
+            if let Some(f) = firing.get_mut(&service) {
+                f.calm = 0;
+                continue;
+            }
+            let id = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+            let fired = ServiceFiring {
+                anomaly_id: id,
+                series,
+                calm: 0,
+                since_bucket: bucket,
+            };
+            firing.insert(service, fired);
+            events.extend(report(series, EventKind::Fired, id, None, Some(deviation)));
+        }
+        // Two checks without a verdict resolve it (one quiet bucket is not a recovery).
+        let mut recovered = Vec::new();
+        for (service, f) in firing.iter_mut() {
+            if !judged.contains(service) && !unjudged.contains(service) {
+                f.calm = f.calm.saturating_add(1);
+                if f.calm >= 2 {
+                    recovered.push(*service);
+                }
+            }
+        }
+        for service in recovered {
+            if let Some(f) = firing.remove(&service) {
+                let reason = Some(ResolveReason::Recovered);
+                events.extend(report(
+                    f.series,
+                    EventKind::Resolved,
+                    f.anomaly_id,
+                    reason,
+                    None,
+                ));
+            }
+        }
+        events
+    }
+
+    /// One service's verdict on its newest complete bucket, judged against the buckets before
+    /// it (before `baseline_before` while an anomaly of it is firing).
+    fn assess_service(
+        rows: &ServiceRows,
+        p: &ServiceParams,
+        baseline_before: Option<i64>,
+    ) -> ServiceVerdict {
+        let metrics: Vec<(&String, &ServiceMetric)> = rows
+            .metrics
+            .iter()
+            .take(multivariate::MAX_METRICS)
+            .collect();
+        if metrics.len() < 2 {
+            return ServiceVerdict::Unjudged;
+        }
+        // Buckets every metric has, oldest first; the newest of all may still be filling.
+        let Some(newest) = metrics
+            .iter()
+            .filter_map(|(_, m)| m.buckets.keys().max())
+            .max()
+        else {
+            return ServiceVerdict::Unjudged;
+        };
+        let mut buckets: Vec<i64> = metrics[0]
+            .1
+            .buckets
+            .keys()
+            .copied()
+            .filter(|b| b < newest && metrics.iter().all(|(_, m)| m.buckets.contains_key(b)))
+            .collect();
+        buckets.sort_unstable();
+        let row = |b: &i64| -> Vec<f64> {
+            metrics
+                .iter()
+                .map(|(_, m)| {
+                    m.buckets
+                        .get(b)
+                        .map_or(f64::NAN, |(sum, n)| sum / f64::from(*n))
+                })
+                .collect()
+        };
+        let Some((latest_bucket, history)) = buckets.split_last() else {
+            return ServiceVerdict::Unjudged;
+        };
+        let until = baseline_before.unwrap_or(i64::MAX);
+        let history: Vec<Vec<f64>> = history.iter().filter(|b| **b < until).map(row).collect();
+        let names: Vec<String> = metrics.iter().map(|(n, _)| (*n).clone()).collect();
+        let Some((sigmas, contributors)) =
+            multivariate::assess(&names, &history, &row(latest_bucket), p.min_history)
+        else {
+            return ServiceVerdict::Unjudged;
+        };
+        if sigmas < p.threshold_sigmas {
+            return ServiceVerdict::Normal;
+        }
+        let series = contributors
+            .first()
+            .and_then(|top| rows.metrics.get(&top.metric))
+            .map_or(metrics[0].1.series, |m| m.series);
+        ServiceVerdict::Anomalous(
+            series,
+            *latest_bucket,
+            ServiceDeviation {
+                service: rows.labels.clone(),
+                sigmas,
+                metrics: names.len(),
+                contributors,
+            },
+        )
     }
 
     /// For a series whose latest anomaly started within its ring: if the ring shows a lasting
@@ -1247,5 +1517,82 @@ mod tests {
         let (resolved_at, resolved) = peer[1];
         assert_eq!(resolved.kind, EventKind::Resolved);
         assert!((200..212).contains(resolved_at), "{resolved_at}");
+    }
+
+    #[test]
+    fn a_service_whose_cpu_leaves_its_load_gets_one_service_anomaly_naming_cpu() {
+        let opts = StoreOptions {
+            shards: 4,
+            max_series: 100,
+            services: ServiceParams {
+                enabled: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let mut rng = fastrand::Rng::with_seed(12);
+        let mut events = Vec::new();
+        let minute = 4; // samples per minute at 15 s
+        for i in 0..120 * minute {
+            let t = i as f64 / minute as f64;
+            // Load swings with a 20-minute period; CPU follows it, latency does not.
+            let qps = 100.0 + 80.0 * (t * std::f64::consts::TAU / 20.0).sin() + rng.f64() * 4.0;
+            // Minutes 90-99: the quiet half of the swing, while CPU stays at its busiest level.
+            let broken = (90..100).contains(&(i / minute));
+            let cpu = if broken { 0.9 } else { 0.2 + qps * 0.004 } + rng.f64() * 0.01;
+            let latency = 50.0 + rng.f64() * 3.0;
+            let mut ev = Vec::new();
+            for pod in ["p0", "p1"] {
+                let series: Vec<TimeSeries> = [
+                    ("order_qps", qps),
+                    ("cpu_usage", cpu),
+                    ("order_latency_p99", latency),
+                ]
+                .iter()
+                .map(|(name, v)| {
+                    let labels = [
+                        ("__name__", *name),
+                        ("namespace", "trading"),
+                        ("service", "order-service"),
+                        ("pod", pod),
+                    ];
+                    TimeSeries::new(&labels, &[(i * 15_000, *v)])
+                })
+                .collect();
+                s.apply(&mut batch(&series), &mut ev);
+            }
+            if i % minute == minute - 1 {
+                events.extend(s.maintain(0.3).into_iter().map(|e| (i / minute, e)));
+            }
+        }
+        let service: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e.anomaly_kind == AnomalyKind::ServiceAnomaly)
+            .collect();
+        assert_eq!(service.len(), 2, "{service:?}");
+        let (fired_at, fired) = service[0];
+        assert_eq!(fired.kind, EventKind::Fired);
+        assert!((90..93).contains(fired_at), "fired at minute {fired_at}");
+        let d = fired.service.as_deref().expect("service details");
+        assert_eq!(d.metrics, 3);
+        assert!(d.sigmas >= 6.0, "{d:?}");
+        assert_eq!(
+            d.service,
+            vec![
+                ("namespace".to_string(), "trading".to_string()),
+                ("service".to_string(), "order-service".to_string())
+            ]
+        );
+        let named: Vec<&str> = d.contributors.iter().map(|c| c.metric.as_str()).collect();
+        assert!(named.contains(&"cpu_usage"), "{named:?}");
+        assert!(!named.contains(&"order_latency_p99"), "{named:?}");
+        let (resolved_at, resolved) = service[1];
+        assert_eq!(resolved.kind, EventKind::Resolved);
+        assert_eq!(resolved.anomaly_id, fired.anomaly_id);
+        assert!(
+            (100..104).contains(resolved_at),
+            "resolved at minute {resolved_at}"
+        );
     }
 }
