@@ -114,22 +114,37 @@ fn store_apply(c: &mut Criterion) {
 
 /// A store of `n` series of `metric` (pods in deployments of 3) with a full hour of samples.
 fn filled_store(metric: &str, n: usize, options: StoreOptions) -> Store {
+    filled_store_of(&[metric], n, options)
+}
+
+/// A store of `n` series cycling through `metrics`: each pod (of 3 per deployment, which is
+/// also its service) has every metric, with a full hour of samples.
+fn filled_store_of(metrics: &[&str], n: usize, options: StoreOptions) -> Store {
     let store = Store::new(options, sre_agent::Config::default().catalog().unwrap());
     let mut rng = fastrand::Rng::with_seed(1);
     let mut events = Vec::new();
-    let names: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("deploy-{}", i / 3), format!("pod-{i}")))
+    let m = metrics.len();
+    let names: Vec<(&str, String, String)> = (0..n)
+        .map(|i| {
+            let pod = i / m;
+            (
+                metrics[i % m],
+                format!("deploy-{}", pod / 3),
+                format!("pod-{pod}"),
+            )
+        })
         .collect();
     for step in 0..240i64 {
         for chunk in names.chunks(1000) {
             let series: Vec<sre_agent::ingest::encode::TimeSeries> = chunk
                 .iter()
-                .map(|(d, p)| {
+                .map(|(metric, d, p)| {
                     let labels = [
-                        ("__name__", metric),
+                        ("__name__", *metric),
                         ("deployment", d.as_str()),
                         ("namespace", "bench"),
                         ("pod", p.as_str()),
+                        ("service", d.as_str()),
                     ];
                     let v = 0.5 + step as f64 * 1e-4 + rng.f64() * 0.01;
                     sre_agent::ingest::encode::TimeSeries::new(&labels, &[(step * 15_000, v)])
@@ -159,6 +174,25 @@ fn upkeep(c: &mut Criterion) {
     let forecast = filled_store("memory_usage", n, options);
     g.bench_function("cycle_10k_series_all_refit", |b| {
         b.iter(|| black_box(forecast.maintain(0.3)))
+    });
+    // Catalog metrics of services (4 metrics × 3 pods each): the multi-metric service score
+    // buckets every ring and fits each service.
+    let metrics = [
+        "cpu_usage",
+        "memory_usage",
+        "order_qps",
+        "order_latency_p99",
+    ];
+    let mut options = StoreOptions::default();
+    options.forecast.enabled = false;
+    let services = filled_store_of(&metrics, n, options.clone());
+    g.bench_function("cycle_10k_series_services", |b| {
+        b.iter(|| black_box(services.maintain(0.3)))
+    });
+    options.services.enabled = false;
+    let without = filled_store_of(&metrics, n, options);
+    g.bench_function("cycle_10k_series_services_off", |b| {
+        b.iter(|| black_box(without.maintain(0.3)))
     });
     g.finish();
 }

@@ -33,9 +33,7 @@ pub struct ServiceParams {
 impl Default for ServiceParams {
     fn default() -> Self {
         Self {
-            // Opt-in for now: which pod a service-level anomaly is reported on is not yet
-            // reliable when load shifts between pods (see the issue note).
-            enabled: false,
+            enabled: true,
             group_by: vec!["namespace".into(), "service".into()],
             bucket_ms: 60_000,
             min_history: 30,
@@ -47,7 +45,7 @@ impl Default for ServiceParams {
 /// At most this many metrics per service are scored together (the rest are left out).
 pub const MAX_METRICS: usize = 12;
 /// Share by which covariances are shrunk towards zero (the diagonal is kept).
-const SHRINKAGE: f64 = 0.01;
+const SHRINKAGE: f64 = 0.002;
 /// Least variance of a standardized metric in the fit.
 const VARIANCE_FLOOR: f64 = 1e-4;
 /// History rows this far off are left out of the fit.

@@ -202,6 +202,30 @@ struct ServiceFiring {
     since_bucket: i64,
 }
 
+/// How far the mean of the values within `window` of the newest lies from the median of the
+/// ones before, in robust sigmas of those (0 without enough of either).
+fn recent_deviation(values: &[(i64, f64)], window: i64) -> f64 {
+    let Some(&(newest, _)) = values.last() else {
+        return 0.0;
+    };
+    let split = values.partition_point(|(ts, _)| *ts < newest - window);
+    let (before, recent) = values.split_at(split);
+    if before.len() < 10 || recent.is_empty() {
+        return 0.0;
+    }
+    let mean = recent.iter().map(|(_, v)| v).sum::<f64>() / recent.len() as f64;
+    let mut history: Vec<f64> = before.iter().map(|(_, v)| *v).collect();
+    let middle = history.len() / 2;
+    let mid = *history.select_nth_unstable_by(middle, f64::total_cmp).1;
+    for v in history.iter_mut() {
+        *v = (*v - mid).abs();
+    }
+    let mad = *history.select_nth_unstable_by(middle, f64::total_cmp).1;
+    let scale = (1.4826 * mad).max(mid.abs() * 1e-3).max(1e-12);
+    let d = (mean - mid).abs() / scale;
+    if d.is_finite() { d } else { 0.0 }
+}
+
 enum ServiceVerdict {
     /// Jointly unusual: the series to report on, the bucket judged, why.
     Anomalous(u64, i64, ServiceDeviation),
@@ -734,6 +758,7 @@ impl Store {
         }
         let mut services: HashMap<u64, ServiceRows> = HashMap::new();
         let mut scratch = Vec::new();
+        let mut own: Vec<(i64, f64)> = Vec::new();
         let mut key = Vec::new();
         for i in 0..self.shards.len() {
             for s in self.lock(i).slots.iter().flatten() {
@@ -771,16 +796,9 @@ impl Store {
                         sigma: f64::NEG_INFINITY,
                         buckets: HashMap::new(),
                     });
-                // Reported on the pod that deviates most on its own (a firing anomaly first), so
-                // an incident and its plan point at the pod that moved, not at a sibling.
-                let deviation =
-                    s.last_score.sigma + if s.lifecycle.is_firing() { 1e300 } else { 0.0 };
-                if deviation > metric.sigma {
-                    metric.series = s.hash;
-                    metric.sigma = deviation;
-                }
                 scratch.clear();
                 s.ring.decode_into(&mut scratch);
+                own.clear();
                 let mut previous: Option<(i64, f64)> = None;
                 for &(ts, v) in scratch.iter() {
                     let value = if s.cumulative {
@@ -796,20 +814,34 @@ impl Store {
                         v
                     };
                     if value.is_finite() {
-                        let cell = metric
-                            .buckets
-                            .entry(ts.div_euclid(p.bucket_ms))
-                            .or_insert((0.0, 0));
-                        cell.0 += value;
-                        cell.1 += 1;
+                        own.push((ts, value));
                     }
+                }
+                // The ring is in time order: one map update per bucket, not per sample.
+                for run in
+                    own.chunk_by(|a, b| a.0.div_euclid(p.bucket_ms) == b.0.div_euclid(p.bucket_ms))
+                {
+                    let cell = metric
+                        .buckets
+                        .entry(run[0].0.div_euclid(p.bucket_ms))
+                        .or_insert((0.0, 0));
+                    cell.0 += run.iter().map(|(_, v)| v).sum::<f64>();
+                    cell.1 += run.len() as u32;
+                }
+                // Reported on the pod whose own recent values moved most against its own
+                // history, so an incident and its plan point at the pod that moved, not at a
+                // sibling that took over some of its load.
+                let deviation = recent_deviation(&own, 2 * p.bucket_ms);
+                if deviation > metric.sigma {
+                    metric.series = s.hash;
+                    metric.sigma = deviation;
                 }
             }
         }
         let mut firing = self.services.lock().unwrap_or_else(|p| p.into_inner());
         let mut verdicts: HashMap<u64, (u64, i64, ServiceDeviation)> = HashMap::new();
-        // Services that could not be judged (too little history before a firing anomaly
-        // began) keep their state: no verdict is not a recovery.
+        // Services that could not be judged (too few metrics, too little history before a
+        // firing anomaly began): no verdict is not a recovery.
         let mut unjudged: Vec<u64> = Vec::new();
         for (service, rows) in &services {
             let before = firing.get(service).map(|f| f.since_bucket);
@@ -850,23 +882,30 @@ impl Store {
             events.extend(report(series, EventKind::Fired, id, None, Some(deviation)));
         }
         // Two checks without a verdict resolve it (one quiet bucket is not a recovery).
-        let mut recovered = Vec::new();
+        // A firing service that can no longer be judged has lost the history from before it
+        // to the ring's horizon: what it does now is its baseline (adopted, like a level shift).
+        let mut ended = Vec::new();
         for (service, f) in firing.iter_mut() {
-            if !judged.contains(service) && !unjudged.contains(service) {
-                f.calm = f.calm.saturating_add(1);
-                if f.calm >= 2 {
-                    recovered.push(*service);
-                }
+            if judged.contains(service) {
+                continue;
+            }
+            f.calm = f.calm.saturating_add(1);
+            if f.calm >= 2 {
+                let reason = if unjudged.contains(service) {
+                    ResolveReason::Adopted
+                } else {
+                    ResolveReason::Recovered
+                };
+                ended.push((*service, reason));
             }
         }
-        for service in recovered {
+        for (service, reason) in ended {
             if let Some(f) = firing.remove(&service) {
-                let reason = Some(ResolveReason::Recovered);
                 events.extend(report(
                     f.series,
                     EventKind::Resolved,
                     f.anomaly_id,
-                    reason,
+                    Some(reason),
                     None,
                 ));
             }
@@ -1520,17 +1559,8 @@ mod tests {
     }
 
     #[test]
-    fn a_service_whose_cpu_leaves_its_load_gets_one_service_anomaly_naming_cpu() {
-        let opts = StoreOptions {
-            shards: 4,
-            max_series: 100,
-            services: ServiceParams {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+    fn a_pod_whose_cpu_leaves_its_load_gets_one_service_anomaly_naming_cpu_on_that_pod() {
+        let s = store(100);
         let mut rng = fastrand::Rng::with_seed(12);
         let mut events = Vec::new();
         let minute = 4; // samples per minute at 15 s
@@ -1540,10 +1570,15 @@ mod tests {
             let qps = 100.0 + 80.0 * (t * std::f64::consts::TAU / 20.0).sin() + rng.f64() * 4.0;
             // Minutes 90-99: the quiet half of the swing, while CPU stays at its busiest level.
             let broken = (90..100).contains(&(i / minute));
-            let cpu = if broken { 0.9 } else { 0.2 + qps * 0.004 } + rng.f64() * 0.01;
             let latency = 50.0 + rng.f64() * 3.0;
             let mut ev = Vec::new();
-            for pod in ["p0", "p1"] {
+            for pod in ["p0", "p1", "p2"] {
+                // Only p1's CPU breaks away; its siblings take a little more load meanwhile.
+                let cpu = match (broken, pod) {
+                    (true, "p1") => 0.9,
+                    (true, _) => 0.25 + qps * 0.004,
+                    _ => 0.2 + qps * 0.004,
+                } + rng.f64() * 0.01;
                 let series: Vec<TimeSeries> = [
                     ("order_qps", qps),
                     ("cpu_usage", cpu),
@@ -1574,6 +1609,11 @@ mod tests {
         let (fired_at, fired) = service[0];
         assert_eq!(fired.kind, EventKind::Fired);
         assert!((90..93).contains(fired_at), "fired at minute {fired_at}");
+        assert_eq!(
+            fired.labels.get("pod"),
+            Some("p1"),
+            "reported on the pod that moved"
+        );
         let d = fired.service.as_deref().expect("service details");
         assert_eq!(d.metrics, 3);
         assert!(d.sigmas >= 6.0, "{d:?}");
