@@ -1558,26 +1558,31 @@ mod tests {
         assert!((200..212).contains(resolved_at), "{resolved_at}");
     }
 
-    #[test]
-    fn a_pod_whose_cpu_leaves_its_load_gets_one_service_anomaly_naming_cpu_on_that_pod() {
+    /// Three pods of a service whose load swings with a 20-minute period; CPU follows the
+    /// load, latency does not. During `broken` (minutes), p1's CPU is `p1_cpu` of what it
+    /// should be while its siblings take a little more load. Returns the service anomalies by
+    /// minute.
+    fn service_with_broken_pod(
+        minutes: i64,
+        broken: std::ops::Range<i64>,
+        p1_cpu: fn(f64) -> f64,
+    ) -> Vec<(i64, AnomalyEvent)> {
         let s = store(100);
         let mut rng = fastrand::Rng::with_seed(12);
         let mut events = Vec::new();
         let minute = 4; // samples per minute at 15 s
-        for i in 0..120 * minute {
+        for i in 0..minutes * minute {
             let t = i as f64 / minute as f64;
-            // Load swings with a 20-minute period; CPU follows it, latency does not.
             let qps = 100.0 + 80.0 * (t * std::f64::consts::TAU / 20.0).sin() + rng.f64() * 4.0;
-            // Minutes 90-99: the quiet half of the swing, while CPU stays at its busiest level.
-            let broken = (90..100).contains(&(i / minute));
+            let broken = broken.contains(&(i / minute));
             let latency = 50.0 + rng.f64() * 3.0;
             let mut ev = Vec::new();
             for pod in ["p0", "p1", "p2"] {
-                // Only p1's CPU breaks away; its siblings take a little more load meanwhile.
+                let normal = 0.2 + qps * 0.004;
                 let cpu = match (broken, pod) {
-                    (true, "p1") => 0.9,
-                    (true, _) => 0.25 + qps * 0.004,
-                    _ => 0.2 + qps * 0.004,
+                    (true, "p1") => p1_cpu(normal),
+                    (true, _) => normal + 0.05,
+                    _ => normal,
                 } + rng.f64() * 0.01;
                 let series: Vec<TimeSeries> = [
                     ("order_qps", qps),
@@ -1601,12 +1606,38 @@ mod tests {
                 events.extend(s.maintain(0.3).into_iter().map(|e| (i / minute, e)));
             }
         }
-        let service: Vec<_> = events
-            .iter()
+        events
+            .into_iter()
             .filter(|(_, e)| e.anomaly_kind == AnomalyKind::ServiceAnomaly)
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_lasting_new_combination_is_adopted_once_the_history_before_it_has_left_the_ring() {
+        // From minute 90 on, p1 burns 0.3 more CPU than its load explains, for good.
+        let service = service_with_broken_pod(180, 90..180, |normal| normal + 0.3);
         assert_eq!(service.len(), 2, "{service:?}");
-        let (fired_at, fired) = service[0];
+        assert_eq!(service[0].1.kind, EventKind::Fired);
+        let (resolved_at, resolved) = &service[1];
+        assert_eq!(resolved.kind, EventKind::Resolved);
+        assert_eq!(
+            resolved.reason,
+            Some(ResolveReason::Adopted),
+            "at minute {resolved_at}"
+        );
+        // Not before the ring (1 h) has too little history from before the firing left.
+        assert!(
+            (110..160).contains(resolved_at),
+            "resolved at minute {resolved_at}"
+        );
+    }
+
+    #[test]
+    fn a_pod_whose_cpu_leaves_its_load_gets_one_service_anomaly_naming_cpu_on_that_pod() {
+        // Minutes 90-99: the quiet half of the swing, while p1's CPU stays at its busiest.
+        let service = service_with_broken_pod(120, 90..100, |_| 0.9);
+        assert_eq!(service.len(), 2, "{service:?}");
+        let (fired_at, fired) = &service[0];
         assert_eq!(fired.kind, EventKind::Fired);
         assert!((90..93).contains(fired_at), "fired at minute {fired_at}");
         assert_eq!(
@@ -1627,9 +1658,10 @@ mod tests {
         let named: Vec<&str> = d.contributors.iter().map(|c| c.metric.as_str()).collect();
         assert!(named.contains(&"cpu_usage"), "{named:?}");
         assert!(!named.contains(&"order_latency_p99"), "{named:?}");
-        let (resolved_at, resolved) = service[1];
+        let (resolved_at, resolved) = &service[1];
         assert_eq!(resolved.kind, EventKind::Resolved);
         assert_eq!(resolved.anomaly_id, fired.anomaly_id);
+        assert_eq!(resolved.reason, Some(ResolveReason::Recovered));
         assert!(
             (100..104).contains(resolved_at),
             "resolved at minute {resolved_at}"
