@@ -84,14 +84,17 @@ impl DriftState {
         self.avg = avg;
         let mut ratio = 0.0;
         if warm && self.blocks >= MIN_BLOCKS {
-            let excess = (avg - self.hi).max(self.lo - avg).max(0.0);
-            let travel = self.travel.max(value_span * 1e-3);
-            ratio = (excess / value_span / p.unit).min(excess / travel / p.travel_unit);
-            if ratio >= 1.0 {
-                self.lo = self.lo.min(avg);
-                self.hi = self.hi.max(avg);
-                if self.quiet > 0 {
-                    ratio = 0.0;
+            let excess = (avg - self.hi).max(self.lo - avg);
+            // Inside its range (nearly every sample): nothing to divide.
+            if excess > 0.0 {
+                let travel = self.travel.max(value_span * 1e-3);
+                ratio = (excess / value_span / p.unit).min(excess / travel / p.travel_unit);
+                if ratio >= 1.0 {
+                    self.lo = self.lo.min(avg);
+                    self.hi = self.hi.max(avg);
+                    if self.quiet > 0 {
+                        ratio = 0.0;
+                    }
                 }
             }
             if ratio >= p.report_ratio {
