@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use super::robust::median;
+use super::robust::median_and_mad;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceParams {
@@ -99,12 +99,10 @@ pub fn assess(
         if col.iter().any(|v| !v.is_finite()) {
             return None;
         }
-        let mid = median(&mut col.clone());
-        let mad = median(&mut col.iter_mut().map(|v| (*v - mid).abs()).collect::<Vec<_>>());
-        let mean = history.iter().map(|r| r[j]).sum::<f64>() / history.len() as f64;
-        let sd = (history.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>()
-            / (history.len() - 1) as f64)
-            .sqrt();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let sd =
+            (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (col.len() - 1) as f64).sqrt();
+        let (mid, mad) = median_and_mad(&mut col);
         // MAD collapses on quantized metrics; the standard deviation and a share of the level
         // keep a near-constant metric from turning rounding into hundreds of sigmas.
         let scale = (1.4826 * mad).max(0.5 * sd).max(mid.abs() * 1e-3).max(1e-9);

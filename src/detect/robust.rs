@@ -53,6 +53,20 @@ impl RobustStats {
 
 /// Exact median of a batch (sorts `v` in place; 0 for an empty batch). For periodic work off
 /// the hot path; the per-sample tracker is [`RobustStats`].
+/// Median and median absolute deviation of `v` (reordered and overwritten with the deviations),
+/// by selection rather than a sort; (0, 0) when empty. The upper median for an even count.
+pub fn median_and_mad(v: &mut [f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let middle = v.len() / 2;
+    let mid = *v.select_nth_unstable_by(middle, f64::total_cmp).1;
+    for x in v.iter_mut() {
+        *x = (*x - mid).abs();
+    }
+    (mid, *v.select_nth_unstable_by(middle, f64::total_cmp).1)
+}
+
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_unstable_by(f64::total_cmp);
     let n = v.len();
@@ -66,6 +80,13 @@ pub fn median(v: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_and_mad_by_selection() {
+        let mut v = [9.0, 1.0, 3.0, 100.0, 2.0];
+        assert_eq!(median_and_mad(&mut v), (3.0, 2.0));
+        assert_eq!(median_and_mad(&mut []), (0.0, 0.0));
+    }
 
     #[test]
     fn tracks_median_and_mad_despite_outliers() {

@@ -215,12 +215,7 @@ fn recent_deviation(values: &[(i64, f64)], window: i64) -> f64 {
     }
     let mean = recent.iter().map(|(_, v)| v).sum::<f64>() / recent.len() as f64;
     let mut history: Vec<f64> = before.iter().map(|(_, v)| *v).collect();
-    let middle = history.len() / 2;
-    let mid = *history.select_nth_unstable_by(middle, f64::total_cmp).1;
-    for v in history.iter_mut() {
-        *v = (*v - mid).abs();
-    }
-    let mad = *history.select_nth_unstable_by(middle, f64::total_cmp).1;
+    let (mid, mad) = crate::detect::robust::median_and_mad(&mut history);
     let scale = (1.4826 * mad).max(mid.abs() * 1e-3).max(1e-12);
     let d = (mean - mid).abs() / scale;
     if d.is_finite() { d } else { 0.0 }
