@@ -24,6 +24,9 @@ const MAX_SPREAD_RATIO: f64 = 4.0;
 pub struct Shift {
     /// Timestamp (ms) of the first sample at the new level.
     pub at_ms: i64,
+    /// Median levels on both sides. For a series with an active seasonal profile the shift is
+    /// found in the deseasonalized residual, and these are the levels expected at the time of
+    /// day of the newest sample, before and after.
     pub before: f64,
     pub after: f64,
     /// |after − before| in robust sigmas of the old level.

@@ -177,6 +177,11 @@ pub struct DetectorState {
     pub novelty: NoveltyState,
     /// Samples seen since the baseline last (re)started.
     pub seen: u32,
+    /// Set by the store while the series is in a firing anomaly: the seasonal profile then
+    /// skips every sample off the band, not only the novel ones. Not saved: lifecycles start
+    /// empty on restore.
+    #[serde(skip)]
+    pub hold_season: bool,
 }
 
 /// Keeps a zero-variance baseline from turning rounding noise into infinite sigmas.
@@ -292,11 +297,13 @@ impl DetectorState {
         let deviating = pageable && consensus > 1.0;
 
         // Learn. The band's baselines take every sample (winsorized), so a lasting level shift
-        // is adopted; the seasonal profile skips samples that are off the band and novel.
+        // is adopted; the seasonal profile skips samples that are off the band and novel, or
+        // off the band while the series is in an anomaly (so a level shift not yet confirmed
+        // does not leak into the time-of-day means it will be measured against).
         self.ewma
             .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
         self.robust.update(residual, self.ewma.std());
-        if !(deviating && ratio > 1.0)
+        if !(deviating && (ratio > 1.0 || self.hold_season))
             && let Some(s) = self.seasonal.as_deref_mut()
         {
             s.update(ts, x);

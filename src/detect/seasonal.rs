@@ -116,6 +116,21 @@ impl SeasonalProfile {
         (mean, var.max(0.0).sqrt())
     }
 
+    /// Moves the whole profile by `delta` (a confirmed level shift of the deseasonalized
+    /// series): every phase's mean and range, so the daily shape is kept at the new level
+    /// instead of being relearned phase by phase over days.
+    pub fn shift_level(&mut self, delta: f64) {
+        if !delta.is_finite() {
+            return;
+        }
+        let delta = delta as f32;
+        for bin in self.bins.iter_mut().filter(|b| b.n > 0) {
+            bin.mean += delta;
+            bin.lo += delta;
+            bin.hi += delta;
+        }
+    }
+
     /// Seasonal strength: the share of variance explained by the phase, i.e.
     /// var(bin means) / (mean(bin variances) + var(bin means)). Needs two full periods.
     pub fn evaluate(&mut self, min_strength: f32) -> bool {
@@ -195,6 +210,34 @@ mod tests {
         let (mean, std) = p.expected(3 * DAY + DAY / 4);
         assert!((mean - 150.0).abs() < 6.0, "{mean}");
         assert!(std < 10.0, "{std}");
+    }
+
+    #[test]
+    fn a_level_shift_moves_every_phase_and_keeps_the_shape() {
+        let mut p = SeasonalProfile::new(DAY, 24);
+        let mut ts = 0;
+        while ts < 3 * DAY {
+            p.update(ts, daily(ts));
+            p.learn_range(ts, daily(ts), 1.0, 1.0);
+            ts += 60_000;
+        }
+        let noon = 3 * DAY + DAY / 4;
+        let (before, _) = p.expected(noon);
+        let (night, _) = p.expected(noon + DAY / 2);
+        p.shift_level(30.0);
+        assert!((p.expected(noon).0 - before - 30.0).abs() < 1e-3);
+        assert!((p.expected(noon + DAY / 2).0 - night - 30.0).abs() < 1e-3);
+        assert_eq!(
+            p.context_excess(noon, daily(noon) + 30.0),
+            None,
+            "not active yet"
+        );
+        p.evaluate(0.3);
+        assert_eq!(p.context_excess(noon, daily(noon) + 30.0), Some(0.0));
+        assert!(
+            p.context_excess(noon, daily(noon))
+                .is_some_and(|e| e > 20.0)
+        );
     }
 
     #[test]

@@ -509,10 +509,11 @@ impl Store {
             stats.detected += 1;
             let score = series.detector.update(ts, x, params, &class);
             series.last_score = score;
-            if let Some(t) = series
+            let transition = series
                 .lifecycle
-                .observe(ts, &score, &self.options.lifecycle)
-            {
+                .observe(ts, &score, &self.options.lifecycle);
+            series.detector.hold_season = series.lifecycle.is_firing();
+            if let Some(t) = transition {
                 let (kind, severity, reason) = match t {
                     Transition::Fired(s) => {
                         series.lifecycle.anomaly_id =
@@ -994,14 +995,17 @@ impl Store {
         if !recent || lc.shift_checked || series.cumulative || !series.detect {
             return Vec::new();
         }
-        if series.detector.seasonal_active() {
-            // The band tracks the deseasonalized residual; moving it by a raw-level delta
-            // would be wrong. Report nothing rather than something misleading.
-            return Vec::new();
-        }
         scratch.clear();
         series.ring.decode_into(scratch);
-        let Some(shift) = changepoint::level_shift(scratch) else {
+        // A seasonal series shifts in its deseasonalized residual (what its band tracks): the
+        // daily swing must not look like a change of level, and a move of the whole day must.
+        let season = series.detector.seasonal.as_deref().filter(|p| p.active);
+        if let Some(profile) = season {
+            for sample in scratch.iter_mut() {
+                sample.1 -= profile.expected(sample.0).0;
+            }
+        }
+        let Some(mut shift) = changepoint::level_shift(scratch) else {
             return Vec::new();
         };
         // Only the shift that started this anomaly (a minute of slack for pending samples).
@@ -1009,7 +1013,18 @@ impl Store {
             return Vec::new();
         }
         series.lifecycle.shift_checked = true;
-        series.detector.adopt_level(shift.after);
+        match series.detector.seasonal.as_deref_mut().filter(|p| p.active) {
+            Some(profile) => {
+                // The profile moves by the shift; the residual band stays where it was.
+                let now = profile.expected(series.last_ts).0;
+                profile.shift_level(shift.after - shift.before);
+                series.detector.adopt_level(shift.before);
+                // Report levels a reader can check: at the newest sample's time of day.
+                shift.before += now;
+                shift.after += now;
+            }
+            None => series.detector.adopt_level(shift.after),
+        }
         let id = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
         let severity = Severity::from_sigma(shift.sigmas);
         let mut fired = self.event(
@@ -1508,6 +1523,85 @@ mod tests {
         let reported_at = shifts[0].0;
         let full = 200 + changepoint::MIN_SEGMENT as i64 - 1;
         assert!((full..full + 10).contains(&reported_at), "{reported_at}");
+    }
+
+    #[test]
+    fn a_seasonal_series_that_moves_as_a_whole_gets_one_level_shift_and_keeps_its_shape() {
+        const PERIOD: i64 = 2 * 3_600_000;
+        let mut opts = StoreOptions {
+            shards: 2,
+            ..Default::default()
+        };
+        opts.detect.seasonal_period_ms = PERIOD;
+        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let mut rng = fastrand::Rng::with_seed(11);
+        let swing =
+            |ts: i64| 100.0 + 50.0 * (ts as f64 / PERIOD as f64 * std::f64::consts::TAU).sin();
+        // Three periods to learn the shape, then the whole curve 80 higher (most of its swing:
+        // the score measures novelty against the span of what the series has done) for 1.5
+        // periods.
+        let start_shift = 3 * PERIOD / 15_000;
+        let mut events = Vec::new();
+        let labels = [("__name__", "queue_depth"), ("pod", "a")];
+        for i in 0..start_shift + 3 * PERIOD / 2 / 15_000 {
+            let ts = i * 15_000;
+            let lift = if i < start_shift { 0.0 } else { 80.0 };
+            let v = swing(ts) + lift + (rng.f64() - 0.5) * 2.0;
+            let mut ev = Vec::new();
+            s.apply(&mut batch(&[TimeSeries::new(&labels, &[(ts, v)])]), &mut ev);
+            events.extend(ev.into_iter().map(|e| (i, e)));
+            if i % 4 == 3 {
+                events.extend(s.maintain(0.3).into_iter().map(|e| (i, e)));
+            }
+        }
+        let before_shift = events.iter().filter(|(i, _)| *i < start_shift).count();
+        assert_eq!(
+            before_shift, 0,
+            "the daily swing alone is normal: {events:?}"
+        );
+        let shifts: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e.anomaly_kind == AnomalyKind::LevelShift)
+            .collect();
+        assert_eq!(shifts.len(), 2, "fired and adopted once: {events:?}");
+        let shift = shifts[0].1.shift.expect("shift details");
+        assert!(
+            (shift.at_ms / 15_000 - start_shift).abs() <= 2,
+            "placed at sample {} not {start_shift}",
+            shift.at_ms / 15_000
+        );
+        assert!((shift.after - shift.before - 80.0).abs() < 2.0, "{shift:?}");
+        let now = swing(shifts[0].1.ts);
+        assert!(
+            (shift.before - now).abs() < 3.0 && (shift.after - now - 80.0).abs() < 3.0,
+            "levels at the time of day of the report ({now}): {shift:?}"
+        );
+        // The profile moved with it: the anomaly the shift opened has ended, and nothing fires
+        // for the rest of the run.
+        let reported_at = shifts[0].0;
+        let (_, last) = events
+            .iter()
+            .rfind(|(_, e)| e.anomaly_kind == AnomalyKind::Anomaly)
+            .expect("the shift was an anomaly first");
+        assert_eq!(last.kind, EventKind::Resolved, "{events:?}");
+        let later_fired = events
+            .iter()
+            .filter(|(i, e)| *i > reported_at + 40 && e.kind == EventKind::Fired)
+            .count();
+        assert_eq!(later_fired, 0, "{events:?}");
+        let (mean, _) = s
+            .with_series(shifts[0].1.series_id, |x| {
+                x.detector
+                    .seasonal
+                    .as_deref()
+                    .map(|p| p.expected(PERIOD / 4))
+            })
+            .flatten()
+            .expect("an active profile");
+        assert!(
+            (mean - 230.0).abs() < 4.0,
+            "the peak moved up by 80: {mean}"
+        );
     }
 
     #[test]
