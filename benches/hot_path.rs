@@ -228,5 +228,41 @@ fn level_shift(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, detector, store_apply, upkeep, level_shift);
+/// The period search of one series: periodogram and folds over a full 1 h ring (240 samples),
+/// done for a series at most every half ring while its configured period is unconfirmed.
+fn period_search(c: &mut Criterion) {
+    let mut rng = fastrand::Rng::with_seed(4);
+    let cycle: Vec<f64> = (0..240)
+        .map(|i| if i % 40 < 8 { 800.0 } else { 200.0 } + rng.f64() * 40.0)
+        .collect();
+    let noise: Vec<f64> = (0..240).map(|_| 200.0 + rng.f64() * 40.0).collect();
+    let mut g = c.benchmark_group("period_search");
+    g.bench_function("ring_240_batch_cycle", |b| {
+        b.iter(|| {
+            black_box(sre_agent::detect::periods::dominant_period(
+                black_box(&cycle),
+                0.6,
+            ))
+        })
+    });
+    g.bench_function("ring_240_noise", |b| {
+        b.iter(|| {
+            black_box(sre_agent::detect::periods::dominant_period(
+                black_box(&noise),
+                0.6,
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decode,
+    detector,
+    store_apply,
+    upkeep,
+    level_shift,
+    period_search
+);
 criterion_main!(benches);

@@ -274,6 +274,11 @@ impl DetectionConfig {
             seasonal_period_ms: self.seasonality.period.as_millis() as i64,
             seasonal_bins: self.seasonality.bins,
             seasonal_enabled: self.seasonality.enabled,
+            period_discovery_strength: if self.seasonality.discover {
+                self.seasonality.discover_min_strength
+            } else {
+                0.0
+            },
             novelty: NoveltyParams {
                 range_unit: self.novelty.range_unit,
                 density_unit: self.novelty.density_unit,
@@ -424,6 +429,11 @@ pub struct SeasonalityConfig {
     pub bins: usize,
     /// Share of variance the profile must explain before it is used.
     pub min_strength: f32,
+    /// Search each series' recent samples for a shorter period (a cron job, a batch cycle)
+    /// while the configured one is not confirmed.
+    pub discover: bool,
+    /// Share of the recent samples' variance a found period must explain (beyond chance).
+    pub discover_min_strength: f64,
 }
 
 impl Default for SeasonalityConfig {
@@ -433,6 +443,8 @@ impl Default for SeasonalityConfig {
             period: Duration::from_secs(86_400),
             bins: 24,
             min_strength: 0.3,
+            discover: true,
+            discover_min_strength: 0.6,
         }
     }
 }
@@ -780,6 +792,11 @@ impl Config {
             (0.0..=1.0).contains(&d.seasonality.min_strength),
             "anomaly_detection.seasonality.min_strength",
             "must be in [0, 1]",
+        );
+        check(
+            d.seasonality.discover_min_strength > 0.0 && d.seasonality.discover_min_strength <= 1.0,
+            "anomaly_detection.seasonality.discover_min_strength",
+            "must be in (0, 1]",
         );
         let n = &d.novelty;
         check(

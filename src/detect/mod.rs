@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod multivariate;
 pub mod novelty;
 pub mod peers;
+pub mod periods;
 pub mod rate;
 pub mod robust;
 pub mod seasonal;
@@ -102,6 +103,9 @@ pub struct DetectParams {
     pub seasonal_period_ms: i64,
     pub seasonal_bins: usize,
     pub seasonal_enabled: bool,
+    /// Search each series' ring for a shorter period when its configured one is not confirmed
+    /// (0 = off); the share of variance the found period must explain.
+    pub period_discovery_strength: f64,
     pub novelty: NoveltyParams,
 }
 
@@ -117,6 +121,7 @@ impl Default for DetectParams {
             seasonal_period_ms: 86_400_000,
             seasonal_bins: 24,
             seasonal_enabled: true,
+            period_discovery_strength: 0.6,
             novelty: NoveltyParams::default(),
         }
     }
@@ -352,7 +357,8 @@ impl DetectorState {
 
     /// Checks a state read from outside (snapshot, import) before it is used: anything that could
     /// make a detector panic or return NaN is refused with the reason. A seasonal profile shaped
-    /// for another period or bin count is replaced by a fresh one.
+    /// for another period or bin count (and not a shorter period found in the series' samples)
+    /// is replaced by a fresh one.
     pub fn validate(&mut self, p: &DetectParams) -> Result<(), String> {
         let finite = |v: f64| v.is_finite();
         if !(finite(self.ewma.mean) && finite(self.ewma.var) && self.ewma.var >= 0.0) {
@@ -368,7 +374,13 @@ impl DetectorState {
             season
                 .validate()
                 .map_err(|e| format!("seasonal profile: {e}"))?;
-            if season.bins.len() != p.seasonal_bins || season.period_ms != p.seasonal_period_ms {
+            let configured =
+                season.bins.len() == p.seasonal_bins && season.period_ms == p.seasonal_period_ms;
+            // A discovered period is shorter than the configured one, with at most as many bins.
+            let discovered = season.discovered
+                && season.period_ms < p.seasonal_period_ms
+                && season.bins.len() <= p.seasonal_bins;
+            if !(configured || discovered) {
                 self.seasonal = Some(Box::new(SeasonalProfile::new(
                     p.seasonal_period_ms,
                     p.seasonal_bins,

@@ -23,6 +23,16 @@ pub struct SeasonalProfile {
     pub last_ts: i64,
     pub active: bool,
     pub strength: f32,
+    /// The period was found in the series' own samples (see [`super::periods`]), not named
+    /// by config.
+    #[serde(default)]
+    pub discovered: bool,
+    /// When (sample time, ms) the ring is next searched for a period.
+    #[serde(default)]
+    pub next_period_check_ts: i64,
+    /// A period found by the last search, waiting for the next one to find it again (0: none).
+    #[serde(default)]
+    pub pending_period_ms: i64,
 }
 
 /// A bin forgets with at least this weight per sample, so a bin remembers roughly its last
@@ -38,7 +48,22 @@ impl SeasonalProfile {
             last_ts: i64::MIN,
             active: false,
             strength: 0.0,
+            discovered: false,
+            next_period_check_ts: 0,
+            pending_period_ms: 0,
         }
+    }
+
+    /// A profile for a period found in the series' samples, learned at once from `samples`
+    /// (the ring) so that [`Self::evaluate`] can judge it on the next upkeep.
+    pub fn discovered(period_ms: i64, bins: usize, samples: &[(i64, f64)]) -> Self {
+        let mut profile = Self::new(period_ms, bins);
+        profile.discovered = true;
+        for &(ts, x) in samples {
+            profile.update(ts, x);
+            profile.learn_range(ts, x, 1.0, 1.0);
+        }
+        profile
     }
 
     /// Position of `ts` in the period, in bins (fractional).

@@ -31,6 +31,8 @@ use crate::detect::forecast::{self, ForecastParams, ForecastState};
 use crate::detect::lifecycle::{LifecycleParams, Transition};
 use crate::detect::multivariate::{self, ServiceDeviation, ServiceParams};
 use crate::detect::peers::{self, Member, PeerDeviation, PeerParams};
+use crate::detect::periods;
+use crate::detect::seasonal::SeasonalProfile;
 use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
 use crate::ingest::{Batch, MetricType, SeriesEntry};
 
@@ -291,6 +293,22 @@ pub struct SeasonInfo {
     pub bins: usize,
     pub strength: f32,
     pub active: bool,
+    /// Found in the series' own samples rather than named by config.
+    pub discovered: bool,
+}
+
+/// The sampling interval (ms) of `samples` if they are evenly spaced enough for a periodogram
+/// (no gaps or bursts that would smear a period) and numerous enough to show one.
+fn regular_interval(samples: &[(i64, f64)]) -> Option<i64> {
+    if samples.len() < periods::MIN_SAMPLES {
+        return None;
+    }
+    let mut gaps: Vec<i64> = samples.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let mid = gaps.len() / 2;
+    let typical = *gaps.select_nth_unstable(mid).1;
+    let span = samples[samples.len() - 1].0 - samples[0].0;
+    let expected = typical.checked_mul(samples.len() as i64 - 1)?;
+    (typical > 0 && (span - expected).abs() * 10 <= expected).then_some(typical)
 }
 
 pub fn series_id(hash: u64) -> String {
@@ -646,6 +664,7 @@ impl Store {
                     self.series_count.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
+                self.discover_period(series, &mut scratch);
                 if series
                     .detector
                     .seasonal
@@ -980,6 +999,60 @@ impl Store {
         )
     }
 
+    /// Searches the ring of a series whose configured period is not confirmed for a shorter
+    /// one (every half ring, jittered per series). A period found twice in a row replaces the
+    /// profile, learned from the ring at once; a discovered profile that no longer holds and
+    /// whose period is no longer found goes back to the configured one.
+    fn discover_period(&self, series: &mut Series, scratch: &mut Vec<(i64, f64)>) {
+        let p = &self.options.detect;
+        if p.period_discovery_strength <= 0.0 || !series.detect || series.cumulative {
+            return;
+        }
+        let Some(profile) = series.detector.seasonal.as_deref_mut() else {
+            return;
+        };
+        if profile.active || series.last_ts < profile.next_period_check_ts {
+            return;
+        }
+        let half_ring = (self.retention_ms / 2).max(1);
+        let jitter = (series.hash % half_ring as u64) as i64;
+        profile.next_period_check_ts = series.last_ts + half_ring + jitter;
+        scratch.clear();
+        series.ring.decode_into(scratch);
+        let Some(interval) = regular_interval(scratch) else {
+            return;
+        };
+        let values: Vec<f64> = scratch.iter().map(|s| s.1).collect();
+        let found = periods::dominant_period(&values, p.period_discovery_strength)
+            .map(|f| (f.samples, f.samples as i64 * interval))
+            .filter(|(_, ms)| 2 * ms <= p.seasonal_period_ms);
+        let Some((samples, period_ms)) = found else {
+            profile.pending_period_ms = 0;
+            if profile.discovered {
+                *profile = SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins);
+            }
+            return;
+        };
+        let again = (period_ms - profile.pending_period_ms).abs() * 10 <= period_ms;
+        if !again {
+            profile.pending_period_ms = period_ms;
+            return;
+        }
+        if profile.discovered && profile.period_ms == period_ms {
+            return;
+        }
+        let bins = (samples / 2).clamp(2, p.seasonal_bins.max(2));
+        let next_check = profile.next_period_check_ts;
+        *profile = SeasonalProfile::discovered(period_ms, bins, scratch);
+        profile.next_period_check_ts = next_check;
+        tracing::debug!(
+            series = %series_id(series.hash),
+            period_ms,
+            bins,
+            "seasonal period discovered"
+        );
+    }
+
     /// For a series whose latest anomaly started within its ring: if the ring shows a lasting
     /// level shift that started it, reports it once (fired and at once resolved as adopted) and
     /// moves the band to the new level, so the anomaly (if still firing) ends instead of waiting
@@ -1301,6 +1374,7 @@ impl Store {
                         bins: p.bins.len(),
                         strength: p.strength,
                         active: p.active,
+                        discovered: p.discovered,
                     }),
                 });
             }
@@ -1601,6 +1675,74 @@ mod tests {
         assert!(
             (mean - 230.0).abs() < 4.0,
             "the peak moved up by 80: {mean}"
+        );
+    }
+
+    /// Events by the index of the sample (or upkeep after it) that produced them.
+    type Timeline = Vec<(i64, AnomalyEvent)>;
+
+    /// A queue that a batch job fills for 2 minutes of every 10 (15 s samples) for 3 hours, then
+    /// fills for 2 minutes in the middle of a quiet phase, then goes back to its routine for an
+    /// hour. Returns the events by sample index and the series' profile (period, active).
+    fn batch_cycle_run(discovery: f64) -> (Timeline, Option<(i64, bool)>) {
+        let mut opts = StoreOptions {
+            shards: 2,
+            ..Default::default()
+        };
+        opts.detect.period_discovery_strength = discovery;
+        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let mut rng = fastrand::Rng::with_seed(12);
+        let labels = [("__name__", "batch_queue_depth"), ("pod", "a")];
+        let mut events = Vec::new();
+        for i in 0..4 * 240i64 {
+            let routine = i % 40 < 8;
+            let off_phase = (720 + 20..720 + 28).contains(&i);
+            let v = if routine || off_phase { 800.0 } else { 200.0 } + rng.f64() * 40.0;
+            let mut ev = Vec::new();
+            s.apply(
+                &mut batch(&[TimeSeries::new(&labels, &[(i * 15_000, v.round())])]),
+                &mut ev,
+            );
+            events.extend(ev.into_iter().map(|e| (i, e)));
+            if i % 4 == 3 {
+                events.extend(s.maintain(0.3).into_iter().map(|e| (i, e)));
+            }
+        }
+        let profile = (0..2).find_map(|shard| {
+            s.lock(shard).slots.iter().flatten().next().and_then(|x| {
+                x.detector
+                    .seasonal
+                    .as_deref()
+                    .map(|p| (p.period_ms, p.active))
+            })
+        });
+        (events, profile)
+    }
+
+    #[test]
+    fn a_ten_minute_batch_cycle_is_discovered_and_its_level_off_phase_is_flagged() {
+        let (events, profile) = batch_cycle_run(0.6);
+        assert_eq!(
+            profile,
+            Some((600_000, true)),
+            "the 10-minute period, confirmed"
+        );
+        let fired: Vec<i64> = events
+            .iter()
+            .filter(|(_, e)| e.kind == EventKind::Fired)
+            .map(|(i, _)| *i)
+            .collect();
+        // Once: in the off-phase fill, not at any of the 24 routine fills.
+        assert_eq!(fired.len(), 1, "{events:?}");
+        assert!((740..748).contains(&fired[0]), "{fired:?}");
+
+        // Without discovery the daily profile cannot be confirmed in 4 hours, and a value the
+        // series reaches every 10 minutes is nothing new.
+        let (events, profile) = batch_cycle_run(0.0);
+        assert_eq!(profile, Some((86_400_000, false)));
+        assert!(
+            events.iter().all(|(_, e)| e.kind != EventKind::Fired),
+            "{events:?}"
         );
     }
 
