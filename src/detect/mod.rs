@@ -189,6 +189,27 @@ pub struct DetectorState {
     pub hold_season: bool,
 }
 
+/// The k-th largest (1-based) of at most three values, by a sorting network: a general sort
+/// costs more than the rest of the band on the per-sample path.
+fn kth_largest(v: &mut [f64], k: usize) -> f64 {
+    let swap_if_less = |v: &mut [f64], i: usize, j: usize| {
+        if v[i].total_cmp(&v[j]).is_lt() {
+            v.swap(i, j);
+        }
+    };
+    match v.len() {
+        0 => return 0.0,
+        1 => {}
+        2 => swap_if_less(v, 0, 1),
+        _ => {
+            swap_if_less(v, 0, 1);
+            swap_if_less(v, 1, 2);
+            swap_if_less(v, 0, 1);
+        }
+    }
+    v[(k - 1).min(v.len().min(3) - 1)]
+}
+
 /// Keeps a zero-variance baseline from turning rounding noise into infinite sigmas.
 fn scale_floor(level: f64) -> f64 {
     (level.abs() * 1e-6).max(1e-9)
@@ -252,10 +273,8 @@ impl DetectorState {
         let votes = ratios[..active].iter().filter(|r| **r > 1.0).count() as u8;
         // The k-th largest ratio is above 1 exactly when at least k detectors vote.
         let k = p.min_votes.clamp(1, active);
-        ratios[..active].sort_unstable_by(|a, b| b.total_cmp(a));
-        sigmas[..active].sort_unstable_by(|a, b| b.total_cmp(a));
-        let consensus = ratios[k - 1];
-        let sigma = sigmas[k - 1];
+        let consensus = kth_largest(&mut ratios[..active], k);
+        let sigma = kth_largest(&mut sigmas[..active], k);
 
         let expected = base
             + if self.robust.initialized {
@@ -370,21 +389,24 @@ impl DetectorState {
         self.novelty
             .validate()
             .map_err(|e| format!("novelty: {e}"))?;
-        if let Some(season) = self.seasonal.as_deref() {
+        if let Some(season) = self.seasonal.as_deref_mut() {
             season
                 .validate()
                 .map_err(|e| format!("seasonal profile: {e}"))?;
+            // A discovered period (or one on trial) is shorter than the configured one, with at
+            // most as many bins.
+            let fits = |s: &SeasonalProfile| {
+                s.discovered
+                    && s.period_ms < p.seasonal_period_ms
+                    && s.bins.len() <= p.seasonal_bins
+            };
+            if season.trial.as_deref().is_some_and(|t| !fits(t)) {
+                season.trial = None;
+            }
             let configured =
                 season.bins.len() == p.seasonal_bins && season.period_ms == p.seasonal_period_ms;
-            // A discovered period is shorter than the configured one, with at most as many bins.
-            let discovered = season.discovered
-                && season.period_ms < p.seasonal_period_ms
-                && season.bins.len() <= p.seasonal_bins;
-            if !(configured || discovered) {
-                self.seasonal = Some(Box::new(SeasonalProfile::new(
-                    p.seasonal_period_ms,
-                    p.seasonal_bins,
-                )));
+            if !(configured || fits(season)) {
+                *season = SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins);
             }
         }
         Ok(())

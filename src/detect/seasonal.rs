@@ -30,10 +30,15 @@ pub struct SeasonalProfile {
     /// When (sample time, ms) the ring is next searched for a period.
     #[serde(default)]
     pub next_period_check_ts: i64,
-    /// A period found by the last search, waiting for the next one to find it again (0: none).
-    #[serde(default)]
-    pub pending_period_ms: i64,
+    /// A period found in the ring, on trial: it learns from the samples that come after the
+    /// search (not the ones it was picked on) and replaces this profile only if it explains
+    /// them. Meanwhile this profile goes on learning and scoring as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Box<SeasonalProfile>>,
 }
+
+/// A trial is judged once it has seen this many of its periods.
+pub const TRIAL_PERIODS: i64 = 4;
 
 /// A bin forgets with at least this weight per sample, so a bin remembers roughly its last
 /// 3 periods at a 15 s interval and 24 bins (240 samples per bin per period).
@@ -50,20 +55,23 @@ impl SeasonalProfile {
             strength: 0.0,
             discovered: false,
             next_period_check_ts: 0,
-            pending_period_ms: 0,
+            trial: None,
         }
     }
 
-    /// A profile for a period found in the series' samples, learned at once from `samples`
-    /// (the ring) so that [`Self::evaluate`] can judge it on the next upkeep.
-    pub fn discovered(period_ms: i64, bins: usize, samples: &[(i64, f64)]) -> Self {
+    /// An empty profile for a period found in the series' samples, to be put on trial.
+    pub fn discovered(period_ms: i64, bins: usize) -> Self {
         let mut profile = Self::new(period_ms, bins);
         profile.discovered = true;
-        for &(ts, x) in samples {
-            profile.update(ts, x);
-            profile.learn_range(ts, x, 1.0, 1.0);
-        }
         profile
+    }
+
+    /// The trial's verdict: `None` while it has seen fewer than [`TRIAL_PERIODS`] periods (or a
+    /// phase fewer than 4 times), else the share of variance its phases explain.
+    pub fn trial_strength(&self) -> Option<f32> {
+        let covered = self.first_ts != i64::MIN
+            && self.last_ts - self.first_ts >= TRIAL_PERIODS * self.period_ms;
+        (covered && self.bins.iter().all(|b| b.n >= 4)).then(|| self.explained_share())
     }
 
     /// Position of `ts` in the period, in bins (fractional).
@@ -73,6 +81,10 @@ impl SeasonalProfile {
     }
 
     pub fn update(&mut self, ts: i64, x: f64) {
+        if let Some(trial) = self.trial.as_deref_mut() {
+            trial.update(ts, x);
+            trial.learn_range(ts, x, 1.0, 1.0);
+        }
         if self.first_ts == i64::MIN {
             self.first_ts = ts;
         }
@@ -166,6 +178,14 @@ impl SeasonalProfile {
             self.active = false;
             return false;
         }
+        self.strength = self.explained_share();
+        let was = self.active;
+        self.active = self.strength >= min_strength;
+        self.active != was
+    }
+
+    /// var(bin means) / (mean(bin variances) + var(bin means)).
+    fn explained_share(&self) -> f32 {
         let n = self.bins.len() as f32;
         let mean_of_means = self.bins.iter().map(|b| b.mean).sum::<f32>() / n;
         let var_of_means = self
@@ -176,14 +196,11 @@ impl SeasonalProfile {
             / n;
         let mean_var = self.bins.iter().map(|b| b.var).sum::<f32>() / n;
         let total = var_of_means + mean_var;
-        self.strength = if total > 0.0 {
+        if total > 0.0 {
             var_of_means / total
         } else {
             0.0
-        };
-        let was = self.active;
-        self.active = self.strength >= min_strength;
-        self.active != was
+        }
     }
 
     /// Checks a profile read from outside before it is used.
@@ -203,11 +220,19 @@ impl SeasonalProfile {
         if !self.strength.is_finite() {
             return Err("strength must be finite");
         }
+        if let Some(trial) = self.trial.as_deref() {
+            if !trial.discovered || trial.trial.is_some() {
+                return Err("trial must be a discovered profile without a trial of its own");
+            }
+            trial.validate()?;
+        }
         Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.bins.len() * std::mem::size_of::<Bin>()
+        std::mem::size_of::<Self>()
+            + self.bins.len() * std::mem::size_of::<Bin>()
+            + self.trial.as_deref().map_or(0, Self::heap_bytes)
     }
 }
 
@@ -263,6 +288,32 @@ mod tests {
             p.context_excess(noon, daily(noon))
                 .is_some_and(|e| e > 20.0)
         );
+    }
+
+    #[test]
+    fn a_trial_learns_beside_the_profile_and_is_judged_after_four_periods() {
+        const TEN_MIN: i64 = 600_000;
+        let mut rng = fastrand::Rng::with_seed(3);
+        for (cycle, expect_strong) in [(true, true), (false, false)] {
+            let mut p = SeasonalProfile::new(DAY, 24);
+            p.trial = Some(Box::new(SeasonalProfile::discovered(TEN_MIN, 20)));
+            let mut ts = 0;
+            while ts < 4 * TEN_MIN {
+                let busy = cycle && ts % TEN_MIN < 120_000;
+                p.update(ts, if busy { 800.0 } else { 200.0 } + rng.f64() * 40.0);
+                ts += 15_000;
+            }
+            let trial = p.trial.as_deref().expect("still on trial");
+            assert_eq!(trial.trial_strength(), None, "judged before four periods");
+            p.update(ts, 200.0);
+            let strength = p.trial.as_deref().and_then(|t| t.trial_strength());
+            let strength = strength.expect("judged after four periods");
+            assert_eq!(strength >= 0.6, expect_strong, "cycle {cycle}: {strength}");
+            assert!(
+                p.bins.iter().filter(|b| b.n > 0).count() > 0,
+                "the profile learned too"
+            );
+        }
     }
 
     #[test]

@@ -1000,9 +1000,12 @@ impl Store {
     }
 
     /// Searches the ring of a series whose configured period is not confirmed for a shorter
-    /// one (every half ring, jittered per series). A period found twice in a row replaces the
-    /// profile, learned from the ring at once; a discovered profile that no longer holds and
-    /// whose period is no longer found goes back to the configured one.
+    /// one (every half ring, jittered per series). A period found goes on trial: a second
+    /// profile that learns from the samples after the search and replaces the series' profile
+    /// only if, after [`crate::detect::seasonal::TRIAL_PERIODS`] periods, it explains at least the discovery
+    /// share of them (the search picked the best of many periods on the ring, so the ring cannot
+    /// also be the judge). A discovered profile that stops holding and whose period is no longer
+    /// found goes back to the configured one.
     fn discover_period(&self, series: &mut Series, scratch: &mut Vec<(i64, f64)>) {
         let p = &self.options.detect;
         if p.period_discovery_strength <= 0.0 || !series.detect || series.cumulative {
@@ -1011,7 +1014,32 @@ impl Store {
         let Some(profile) = series.detector.seasonal.as_deref_mut() else {
             return;
         };
-        if profile.active || series.last_ts < profile.next_period_check_ts {
+        if profile.active {
+            profile.trial = None;
+            return;
+        }
+        if let Some(trial) = profile.trial.as_deref() {
+            let Some(strength) = trial.trial_strength() else {
+                return;
+            };
+            if f64::from(strength) >= p.period_discovery_strength {
+                let mut promoted =
+                    profile.trial.take().map(|t| *t).unwrap_or_else(|| {
+                        SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins)
+                    });
+                promoted.next_period_check_ts = profile.next_period_check_ts;
+                tracing::debug!(
+                    series = %series_id(series.hash),
+                    period_ms = promoted.period_ms,
+                    strength,
+                    "seasonal period confirmed"
+                );
+                *profile = promoted;
+                return;
+            }
+            profile.trial = None;
+        }
+        if series.last_ts < profile.next_period_check_ts {
             return;
         }
         let half_ring = (self.retention_ms / 2).max(1);
@@ -1027,30 +1055,19 @@ impl Store {
             .map(|f| (f.samples, f.samples as i64 * interval))
             .filter(|(_, ms)| 2 * ms <= p.seasonal_period_ms);
         let Some((samples, period_ms)) = found else {
-            profile.pending_period_ms = 0;
             if profile.discovered {
+                let next_check = profile.next_period_check_ts;
                 *profile = SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins);
+                profile.next_period_check_ts = next_check;
             }
             return;
         };
-        let again = (period_ms - profile.pending_period_ms).abs() * 10 <= period_ms;
-        if !again {
-            profile.pending_period_ms = period_ms;
-            return;
-        }
-        if profile.discovered && profile.period_ms == period_ms {
+        if profile.discovered && (profile.period_ms - period_ms).abs() * 10 <= period_ms {
+            // The same period, merely not holding at the moment: keep learning it.
             return;
         }
         let bins = (samples / 2).clamp(2, p.seasonal_bins.max(2));
-        let next_check = profile.next_period_check_ts;
-        *profile = SeasonalProfile::discovered(period_ms, bins, scratch);
-        profile.next_period_check_ts = next_check;
-        tracing::debug!(
-            series = %series_id(series.hash),
-            period_ms,
-            bins,
-            "seasonal period discovered"
-        );
+        profile.trial = Some(Box::new(SeasonalProfile::discovered(period_ms, bins)));
     }
 
     /// For a series whose latest anomaly started within its ring: if the ring shows a lasting
