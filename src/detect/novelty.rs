@@ -173,16 +173,17 @@ impl NoveltyState {
         }
         self.fade(ts, p);
         let surprise = self.surprise(x);
+        let span = self.span();
         if warm && self.hi >= self.lo {
             let excess = (x - self.hi).max(self.lo - x).max(0.0);
-            out.range = excess / self.span() / p.range_unit;
+            out.range = excess / (span * p.range_unit);
             if let Some(surprise) = surprise {
                 let above_typical = surprise - self.typical_surprise;
                 out.density = (above_typical / p.density_unit).max(0.0);
             }
         }
         let reported = out.range.max(out.density) >= p.drift.report_ratio;
-        out.drift = self.drift.update(x, self.span(), warm, reported, &p.drift);
+        out.drift = self.drift.update(x, span, warm, reported, &p.drift);
         self.observe_run(x, warm, p, &mut out);
         self.learn(x, surprise);
         self.seen = self.seen.saturating_add(1);
@@ -330,7 +331,11 @@ impl NoveltyState {
         self.total += self.unit;
         // The surprise before the grid grew is the one the sample was scored with.
         if let Some(surprise) = surprise {
-            let alpha = 1.0 / f64::from(self.seen.clamp(1, TYPICAL_WINDOW));
+            let alpha = if self.seen >= TYPICAL_WINDOW {
+                const { 1.0 / TYPICAL_WINDOW as f64 }
+            } else {
+                1.0 / f64::from(self.seen.max(1))
+            };
             self.typical_surprise += alpha * (surprise - self.typical_surprise);
         }
     }
