@@ -423,6 +423,11 @@ pub async fn metrics(State(p): Shared) -> Response {
         use std::fmt::Write;
         let _ = writeln!(
             out,
+            "# HELP sre_agent_upkeep_refits_deferred_total Series whose refits (period search, forecast, level-shift check) an upkeep check left for the next one because anomaly_detection.refit_budget was spent.\n# TYPE sre_agent_upkeep_refits_deferred_total counter\nsre_agent_upkeep_refits_deferred_total {}",
+            p.store.refits_deferred()
+        );
+        let _ = writeln!(
+            out,
             "# HELP sre_agent_incidents_active Incidents open or mitigated (not yet resolved).\n# TYPE sre_agent_incidents_active gauge\nsre_agent_incidents_active {}",
             p.incidents.active_count()
         );

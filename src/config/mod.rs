@@ -218,6 +218,10 @@ impl Default for StoreConfig {
 pub struct DetectionConfig {
     /// Seed key: how often the periodic work (seasonality, eviction, re-sends) runs.
     pub check_interval_seconds: u64,
+    /// Wall-clock budget per check for the per-series refits (period searches, forecast refits,
+    /// level-shift checks); the rest waits for the next check.
+    #[serde(with = "duration")]
+    pub refit_budget: Duration,
     pub zscore_threshold: f64,
     pub mad_threshold: f64,
     pub ensemble_min_votes: usize,
@@ -243,6 +247,7 @@ impl Default for DetectionConfig {
         let l = LifecycleParams::default();
         Self {
             check_interval_seconds: 60,
+            refit_budget: Duration::from_secs(1),
             zscore_threshold: d.zscore_threshold,
             mad_threshold: d.mad_threshold,
             ensemble_min_votes: d.min_votes,
@@ -777,6 +782,12 @@ impl Config {
             d.check_interval_seconds >= 1,
             "anomaly_detection.check_interval_seconds",
             "must be at least 1",
+        );
+        check(
+            d.refit_budget >= Duration::from_millis(10)
+                && d.refit_budget < Duration::from_secs(d.check_interval_seconds.max(1)),
+            "anomaly_detection.refit_budget",
+            "must be at least 10ms and less than check_interval_seconds",
         );
         check(
             (2..=1440).contains(&d.seasonality.bins),

@@ -55,6 +55,10 @@ pub struct StoreOptions {
     pub forecast: ForecastParams,
     pub peers: PeerParams,
     pub services: ServiceParams,
+    /// Wall-clock budget per upkeep cycle for the per-series refits (period searches, forecast
+    /// refits, level-shift checks); what does not fit waits for the next cycle, starting where
+    /// this one stopped. `Duration::MAX`: no limit (replay, so results do not depend on speed).
+    pub refit_budget: Duration,
 }
 
 impl StoreOptions {
@@ -91,6 +95,7 @@ impl StoreOptions {
                 min_history: d.services.min_history,
                 threshold_sigmas: d.services.threshold_sigmas,
             },
+            refit_budget: d.refit_budget,
         }
     }
 }
@@ -108,6 +113,7 @@ impl Default for StoreOptions {
             forecast: ForecastParams::default(),
             peers: PeerParams::default(),
             services: ServiceParams::default(),
+            refit_budget: Duration::from_secs(1),
         }
     }
 }
@@ -192,6 +198,10 @@ pub struct Store {
     epoch: Instant,
     /// Firing service anomalies by service key (upkeep only, never the hot path).
     services: Mutex<HashMap<u64, ServiceFiring>>,
+    /// Shard where the next upkeep cycle starts its refits (where the last ran out of budget).
+    upkeep_cursor: AtomicUsize,
+    /// Series whose refits an upkeep cycle left for the next one (budget spent).
+    refits_deferred: AtomicU64,
 }
 
 /// A firing service anomaly: its id, the series it is reported on, checks without a verdict.
@@ -333,7 +343,15 @@ impl Store {
             next_anomaly: AtomicU64::new((start & 0xffff_ffff) << 24),
             epoch: Instant::now(),
             services: Mutex::new(HashMap::new()),
+            upkeep_cursor: AtomicUsize::new(0),
+            refits_deferred: AtomicU64::new(0),
         }
+    }
+
+    /// Series whose refits were left for a later upkeep cycle because the cycle's
+    /// `refit_budget` was spent (a steadily growing count means the budget is too small).
+    pub fn refits_deferred(&self) -> u64 {
+        self.refits_deferred.load(Ordering::Relaxed)
     }
 
     pub fn series_count(&self) -> usize {
@@ -638,7 +656,11 @@ impl Store {
         let idle = self.options.idle_timeout.as_secs() as u32;
         let mut events = Vec::new();
         let mut scratch = Vec::new();
-        for i in 0..self.shards.len() {
+        let deadline = Instant::now().checked_add(self.options.refit_budget);
+        let start = self.upkeep_cursor.load(Ordering::Relaxed) % self.shards.len();
+        let mut ran_out_at = None;
+        let mut deferred = 0u64;
+        for i in (start..self.shards.len()).chain(0..start) {
             let mut shard = self.lock(i);
             let shard = &mut *shard;
             for slot in 0..shard.slots.len() {
@@ -664,7 +686,13 @@ impl Store {
                     self.series_count.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
-                self.discover_period(series, &mut scratch);
+                if ran_out_at.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+                    ran_out_at = Some(i);
+                }
+                let within_budget = ran_out_at.is_none();
+                if within_budget {
+                    self.discover_period(series, &mut scratch);
+                }
                 if series
                     .detector
                     .seasonal
@@ -673,11 +701,25 @@ impl Store {
                 {
                     series.detector.restart_baseline();
                 }
+                if !within_budget {
+                    // Still due next cycle: a refit or a search is marked done only when run.
+                    deferred += 1;
+                    continue;
+                }
                 if let Some(e) = self.refit_forecast(series, &mut scratch) {
                     events.push(e);
                 }
                 events.extend(self.adopt_level_shift(series, &mut scratch));
             }
+        }
+        if let Some(shard) = ran_out_at {
+            self.upkeep_cursor.store(shard, Ordering::Relaxed);
+            self.refits_deferred.fetch_add(deferred, Ordering::Relaxed);
+            tracing::debug!(
+                deferred,
+                budget_ms = self.options.refit_budget.as_millis() as u64,
+                "upkeep refit budget spent; the rest waits for the next cycle"
+            );
         }
         events.extend(self.peer_outliers());
         events.extend(self.service_anomalies());
@@ -1535,7 +1577,24 @@ mod tests {
     /// Feeds `f` at 15 s for `minutes`, running upkeep every simulated minute; returns the
     /// predicted-breach events.
     fn forecast_events(pod: &str, minutes: i64, f: impl Fn(i64) -> f64) -> Vec<AnomalyEvent> {
-        let s = store(100);
+        forecast_events_within(pod, minutes, f, StoreOptions::default().refit_budget).0
+    }
+
+    /// Also returns how many series refits were deferred for lack of budget.
+    fn forecast_events_within(
+        pod: &str,
+        minutes: i64,
+        f: impl Fn(i64) -> f64,
+        refit_budget: Duration,
+    ) -> (Vec<AnomalyEvent>, u64) {
+        let s = Store::new(
+            StoreOptions {
+                shards: 4,
+                refit_budget,
+                ..Default::default()
+            },
+            crate::config::Config::default().catalog().unwrap(),
+        );
         let mut out = Vec::new();
         let mut ev = Vec::new();
         for i in 0..minutes * 4 {
@@ -1550,7 +1609,19 @@ mod tests {
             }
         }
         out.retain(|e| e.anomaly_kind == AnomalyKind::PredictedBreach);
-        out
+        (out, s.refits_deferred())
+    }
+
+    #[test]
+    fn refits_past_the_budget_wait_and_are_counted() {
+        const HOUR: i64 = 3_600_000;
+        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (4 * HOUR) as f64;
+        let (events, deferred) = forecast_events_within("leaky", 60, leak, Duration::ZERO);
+        assert!(events.is_empty(), "no refit ran: {events:?}");
+        assert_eq!(deferred, 60, "one series deferred in each of the 60 checks");
+        let (events, deferred) = forecast_events_within("leaky", 60, leak, Duration::from_secs(5));
+        assert_eq!(deferred, 0);
+        assert!(!events.is_empty(), "within budget the leak is predicted");
     }
 
     #[test]
