@@ -8,13 +8,15 @@
 //! valgrind --tool=callgrind target/release/examples/detector_loop plain 200000
 //! ```
 //!
-//! `plain` is a series without a seasonal profile, `seasonal` one whose profile is learning.
+//! `plain` is a series without a seasonal profile, `seasonal` one whose profile is learning,
+//! `active` one whose daily profile is confirmed (it also scores against the time of day).
 
 use sre_agent::detect::{ClassParams, DetectParams, DetectorState};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let seasonal = args.next().as_deref() == Some("seasonal");
+    let mode = args.next().unwrap_or_default();
+    let seasonal = mode == "seasonal" || mode == "active";
     let samples: usize = args
         .next()
         .and_then(|s| s.parse().ok())
@@ -23,13 +25,38 @@ fn main() {
     let class = ClassParams::default();
     let mut detector = DetectorState::new(&params, seasonal);
     let mut rng = fastrand::Rng::with_seed(1);
-    let values: Vec<f64> = (0..4096).map(|_| 100.0 + rng.f64()).collect();
+    // One day of samples at 15 s: flat noise, or a daily shape for the profile to learn.
+    let day = 86_400_000.0;
+    let values: Vec<f64> = (0..5760)
+        .map(|i| {
+            let shape = if mode == "active" {
+                20.0 * ((i * 15_000) as f64 / day * std::f64::consts::TAU).sin()
+            } else {
+                0.0
+            };
+            100.0 + shape + rng.f64()
+        })
+        .collect();
     let mut ts = 0i64;
+    if mode == "active" {
+        // Three days of the daily shape, then the profile is judged (and switches on).
+        for i in 0..3 * 5760 {
+            ts += 15_000;
+            detector.update(ts, values[(i + 1) % 5760], &params, &class);
+        }
+        if let Some(profile) = detector.seasonal.as_deref_mut() {
+            profile.evaluate(0.3);
+            assert!(profile.active, "the daily shape should be confirmed");
+        }
+    }
     let mut total = 0.0;
     let started = std::time::Instant::now();
     for i in 0..samples {
         ts += 15_000;
-        total += detector.update(ts, values[i & 4095], &params, &class).score;
+        let offset = if mode == "active" { 3 * 5760 } else { 0 };
+        total += detector
+            .update(ts, values[(offset + i + 1) % 5760], &params, &class)
+            .score;
     }
     let elapsed = started.elapsed();
     println!(

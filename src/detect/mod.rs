@@ -248,9 +248,10 @@ impl DetectorState {
                 ..Score::default()
             };
         }
-        let (base, seasonal_z) = match self.seasonal.as_deref() {
-            Some(s) if s.active => {
-                let (mean, std) = s.expected(ts);
+        let phase = self.seasonal.as_deref().map(|s| s.phase(ts));
+        let (base, seasonal_z) = match (self.seasonal.as_deref(), phase) {
+            (Some(s), Some(phase)) if s.active => {
+                let (mean, std) = s.expected_at(phase);
                 (mean, Some((x - mean).abs() / std.max(scale_floor(mean))))
             }
             _ => (0.0, None),
@@ -261,19 +262,17 @@ impl DetectorState {
         let mad_floor = (0.25 * 0.6745 * self.ewma.std()).max(scale_floor(self.robust.median));
         let z_mad = self.robust.sigma(residual, mad_floor);
 
-        // The band: ratios to each detector's own threshold; a detector votes above 1.
-        let mut ratios = [z_ewma / p.zscore_threshold, z_mad / p.mad_threshold, 0.0];
+        // The band: each detector votes when its deviation passes its own threshold.
         let mut sigmas = [z_ewma, z_mad, 0.0];
+        let thresholds = [p.zscore_threshold, p.mad_threshold, p.zscore_threshold];
         let mut active = 2;
         if let Some(z) = seasonal_z {
-            ratios[2] = z / p.zscore_threshold;
             sigmas[2] = z;
             active = 3;
         }
-        let votes = ratios[..active].iter().filter(|r| **r > 1.0).count() as u8;
-        // The k-th largest ratio is above 1 exactly when at least k detectors vote.
+        let votes = (0..active).filter(|&i| sigmas[i] > thresholds[i]).count();
+        // "Off the band" takes `min_votes` detectors (as many as there are, if fewer).
         let k = p.min_votes.clamp(1, active);
-        let consensus = kth_largest(&mut ratios[..active], k);
         let sigma = kth_largest(&mut sigmas[..active], k);
 
         let expected = base
@@ -296,9 +295,12 @@ impl DetectorState {
 
         // The score: novelty against the series' own history (and its time of day).
         let mut novelty = self.novelty.update(ts, x, warm, &p.novelty);
-        if let Some(s) = self.seasonal.as_deref_mut() {
-            if warm && let Some(excess) = s.context_excess(ts, x) {
-                novelty.context = excess / self.novelty.span() / p.novelty.range_unit;
+        if let (Some(s), Some(phase)) = (self.seasonal.as_deref_mut(), phase) {
+            if warm
+                && let Some(excess) = s.context_excess_at(phase, x)
+                && excess > 0.0
+            {
+                novelty.context = excess / (self.novelty.span() * p.novelty.range_unit);
             }
             let dt = if s.last_ts == i64::MIN {
                 0.0
@@ -307,7 +309,7 @@ impl DetectorState {
             };
             // A phase is visited 1/bins of the time, so it fades bins times faster while it is.
             let keep = novelty::decay(dt * s.bins.len() as f64, p.novelty.memory_ms);
-            s.learn_range(ts, x, keep, p.novelty.context_learning_rate);
+            s.learn_range_at(phase, x, keep, p.novelty.context_learning_rate);
         }
         let (ratio, channel) = novelty.strongest();
         let score = if !warm {
@@ -318,7 +320,7 @@ impl DetectorState {
             1.0
         };
         let anomalous = pageable && score >= p.alert_threshold;
-        let deviating = pageable && consensus > 1.0;
+        let deviating = pageable && votes >= k;
 
         // Learn. The band's baselines take every sample (winsorized), so a lasting level shift
         // is adopted; the seasonal profile skips samples that are off the band and novel, or
@@ -328,9 +330,9 @@ impl DetectorState {
             .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
         self.robust.update(residual, self.ewma.std());
         if !(deviating && (ratio > 1.0 || self.hold_season))
-            && let Some(s) = self.seasonal.as_deref_mut()
+            && let (Some(s), Some(phase)) = (self.seasonal.as_deref_mut(), phase)
         {
-            s.update(ts, x);
+            s.update_at(phase, ts, x);
         }
         self.seen = self.seen.saturating_add(1);
         if !(self.ewma.mean.is_finite()
@@ -351,7 +353,7 @@ impl DetectorState {
             expected,
             lower: expected - spread,
             upper: expected + spread,
-            votes,
+            votes: votes as u8,
             value: x,
         }
     }

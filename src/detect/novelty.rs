@@ -172,20 +172,27 @@ impl NoveltyState {
             return out;
         }
         self.fade(ts, p);
-        let surprise = self.surprise(x);
+        // Position on the histogram's grid, shared by scoring and learning (one division).
+        let position = (x - self.origin) / self.width;
+        let surprise = self.surprise(position);
         let span = self.span();
         if warm && self.hi >= self.lo {
-            let excess = (x - self.hi).max(self.lo - x).max(0.0);
-            out.range = excess / (span * p.range_unit);
+            let excess = (x - self.hi).max(self.lo - x);
+            // Most samples lie inside the range: no division for them.
+            if excess > 0.0 {
+                out.range = excess / (span * p.range_unit);
+            }
             if let Some(surprise) = surprise {
                 let above_typical = surprise - self.typical_surprise;
-                out.density = (above_typical / p.density_unit).max(0.0);
+                if above_typical > 0.0 {
+                    out.density = above_typical / p.density_unit;
+                }
             }
         }
         let reported = out.range.max(out.density) >= p.drift.report_ratio;
         out.drift = self.drift.update(x, span, warm, reported, &p.drift);
         self.observe_run(x, warm, p, &mut out);
-        self.learn(x, surprise);
+        self.learn(x, position, surprise);
         self.seen = self.seen.saturating_add(1);
         out
     }
@@ -277,19 +284,19 @@ impl NoveltyState {
 
     /// −ln of the smoothed probability of the value's neighbourhood; `None` before the
     /// histogram exists.
-    fn surprise(&self, x: f64) -> Option<f64> {
+    fn surprise(&self, position: f64) -> Option<f64> {
         if self.width <= 0.0 || self.total <= 0.0 {
             return None;
         }
-        let mass = self.neighbourhood(x);
+        let mass = self.neighbourhood(position);
         let prior = PRIOR * self.unit;
         let p = (mass + prior / BINS as f32) / (self.total + prior);
         Some(-f64::from(p.ln()))
     }
 
-    /// Counts in the value's bin plus half of each neighbour's (zero outside the histogram).
-    fn neighbourhood(&self, x: f64) -> f32 {
-        let q = (x - self.origin) / self.width;
+    /// Counts in the bin at grid position `q` plus half of each neighbour's (zero outside the
+    /// histogram).
+    fn neighbourhood(&self, q: f64) -> f32 {
         // Only the bin and its neighbours inside the grid count; anything else (far outside,
         // NaN) has none. Checked on the float so the cast below cannot saturate into range.
         if !(q > -2.0 && q < BINS as f64 + 1.0) {
@@ -310,9 +317,11 @@ impl NoveltyState {
         at(pos).unwrap_or(0.0) + 0.5 * (at(pos - 1).unwrap_or(0.0) + at(pos + 1).unwrap_or(0.0))
     }
 
-    fn learn(&mut self, x: f64, surprise: Option<f64>) {
+    /// Learns `x`, whose position on the grid as it was when scored is `position`.
+    fn learn(&mut self, x: f64, mut position: f64, surprise: Option<f64>) {
         self.lo = self.lo.min(x);
         self.hi = self.hi.max(x);
+        let grid = (self.origin, self.width);
         if self.width <= 0.0 {
             if self.hi <= self.lo || !(self.hi - self.lo).is_finite() {
                 return;
@@ -326,7 +335,10 @@ impl NoveltyState {
                 return;
             }
         }
-        let i = (((x - self.origin) / self.width) as usize).min(BINS - 1);
+        if (self.origin, self.width) != grid {
+            position = (x - self.origin) / self.width;
+        }
+        let i = (position as usize).min(BINS - 1);
         self.counts[i] += self.unit;
         self.total += self.unit;
         // The surprise before the grid grew is the one the sample was scored with.

@@ -40,6 +40,13 @@ pub struct SeasonalProfile {
 /// A trial is judged once it has seen this many of its periods.
 pub const TRIAL_PERIODS: i64 = 4;
 
+/// Where a timestamp falls in a profile's period: fractional position in bins and its bin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    position: f64,
+    bin: usize,
+}
+
 /// A bin forgets with at least this weight per sample, so a bin remembers roughly its last
 /// 3 periods at a 15 s interval and 24 bins (240 samples per bin per period).
 const MIN_ALPHA: f32 = 1.0 / 720.0;
@@ -74,13 +81,25 @@ impl SeasonalProfile {
         (covered && self.bins.iter().all(|b| b.n >= 4)).then(|| self.explained_share())
     }
 
-    /// Position of `ts` in the period, in bins (fractional).
-    fn phase(&self, ts: i64) -> f64 {
+    /// Where `ts` falls in the period. Computed once per sample and handed to the `*_at`
+    /// methods: the integer remainder and divisions are most of a profile's per-sample cost.
+    pub fn phase(&self, ts: i64) -> Phase {
         let offset = ts.rem_euclid(self.period_ms) as f64;
-        offset / self.period_ms as f64 * self.bins.len() as f64
+        let position = offset / self.period_ms as f64 * self.bins.len() as f64;
+        // `position` is never negative, so truncation is the floor.
+        Phase {
+            position,
+            bin: (position as usize).min(self.bins.len() - 1),
+        }
     }
 
     pub fn update(&mut self, ts: i64, x: f64) {
+        let phase = self.phase(ts);
+        self.update_at(phase, ts, x);
+    }
+
+    /// [`Self::update`] with the phase of `ts` already known.
+    pub fn update_at(&mut self, phase: Phase, ts: i64, x: f64) {
         if let Some(trial) = self.trial.as_deref_mut() {
             trial.update(ts, x);
             trial.learn_range(ts, x, 1.0, 1.0);
@@ -89,8 +108,7 @@ impl SeasonalProfile {
             self.first_ts = ts;
         }
         self.last_ts = ts;
-        let idx = (self.phase(ts) as usize).min(self.bins.len() - 1);
-        let bin = &mut self.bins[idx];
+        let bin = &mut self.bins[phase.bin];
         let x = x as f32;
         if bin.n == 0 {
             bin.mean = x;
@@ -98,7 +116,12 @@ impl SeasonalProfile {
             bin.lo = x;
             bin.hi = x;
         } else {
-            let alpha = (1.0 / (f32::from(bin.n) + 1.0)).max(MIN_ALPHA);
+            // A mature phase learns at the floor rate: no division for it.
+            let alpha = if f32::from(bin.n) + 1.0 >= 1.0 / MIN_ALPHA {
+                MIN_ALPHA
+            } else {
+                (1.0 / (f32::from(bin.n) + 1.0)).max(MIN_ALPHA)
+            };
             let diff = x - bin.mean;
             bin.mean += alpha * diff;
             bin.var = (1.0 - alpha) * (bin.var + alpha * diff * diff);
@@ -109,8 +132,13 @@ impl SeasonalProfile {
     /// Fades the phase's range towards its mean by `keep` (0..=1), then moves it `rate` of the
     /// way towards `x` if `x` lies outside.
     pub fn learn_range(&mut self, ts: i64, x: f64, keep: f64, rate: f64) {
-        let idx = (self.phase(ts) as usize).min(self.bins.len() - 1);
-        let bin = &mut self.bins[idx];
+        let phase = self.phase(ts);
+        self.learn_range_at(phase, x, keep, rate);
+    }
+
+    /// [`Self::learn_range`] with the phase already known.
+    pub fn learn_range_at(&mut self, phase: Phase, x: f64, keep: f64, rate: f64) {
+        let bin = &mut self.bins[phase.bin];
         let x = x as f32;
         if bin.n == 0 {
             return;
@@ -130,22 +158,36 @@ impl SeasonalProfile {
     /// How far `x` lies outside what this phase has seen; `None` until the profile is active
     /// (which [`Self::evaluate`] grants only once every phase has been seen over two periods).
     pub fn context_excess(&self, ts: i64, x: f64) -> Option<f64> {
+        self.context_excess_at(self.phase(ts), x)
+    }
+
+    /// [`Self::context_excess`] with the phase already known.
+    pub fn context_excess_at(&self, phase: Phase, x: f64) -> Option<f64> {
         if !self.active {
             return None;
         }
         // Only the phase itself: its neighbours would let a departure that started an hour
         // earlier excuse itself.
-        let bin = &self.bins[(self.phase(ts) as usize).min(self.bins.len() - 1)];
+        let bin = &self.bins[phase.bin];
         Some((x - f64::from(bin.hi)).max(f64::from(bin.lo) - x).max(0.0))
     }
 
     /// Expected value and standard deviation at `ts`, interpolated between bin centres.
     pub fn expected(&self, ts: i64) -> (f64, f64) {
+        self.expected_at(self.phase(ts))
+    }
+
+    /// [`Self::expected`] with the phase already known.
+    pub fn expected_at(&self, phase: Phase) -> (f64, f64) {
         let n = self.bins.len();
-        let p = self.phase(ts) - 0.5;
-        let lo = p.floor();
-        let w = p - lo;
-        let i = (lo as i64).rem_euclid(n as i64) as usize;
+        let p = phase.position - 0.5;
+        // p ≥ −0.5: truncation is the floor except on (−0.5, 0), which lies below bin 0's centre.
+        let (i, w) = if p >= 0.0 {
+            let lo = p as usize;
+            (lo.min(n - 1), p - lo as f64)
+        } else {
+            (n - 1, p + 1.0)
+        };
         let j = (i + 1) % n;
         let (a, b) = (&self.bins[i], &self.bins[j]);
         let mean = f64::from(a.mean) * (1.0 - w) + f64::from(b.mean) * w;
