@@ -105,7 +105,10 @@ pub fn fit(samples: &[(i64, f64)], season: Option<&SeasonalProfile>) -> Option<F
         .iter()
         .map(|&(ts, v)| v - season.map_or(0.0, |s| s.expected(ts).0))
         .collect();
-    let mut gaps: Vec<i64> = samples.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let mut gaps: Vec<i64> = samples
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].0))
+        .collect();
     gaps.sort_unstable();
     let step_ms = gaps[gaps.len() / 2].max(1) as f64;
 
@@ -157,7 +160,10 @@ fn run(y: &[f64], (mut level, mut trend): (f64, f64), alpha: f64, beta: f64) -> 
 fn least_squares(samples: &[(i64, f64)], y: &[f64]) -> (f64, f64, f64) {
     let n = y.len() as f64;
     let t0 = samples[0].0;
-    let xs: Vec<f64> = samples.iter().map(|(ts, _)| (ts - t0) as f64).collect();
+    let xs: Vec<f64> = samples
+        .iter()
+        .map(|(ts, _)| ts.saturating_sub(t0) as f64)
+        .collect();
     let mx = xs.iter().sum::<f64>() / n;
     let my = y.iter().sum::<f64>() / n;
     let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();

@@ -305,7 +305,7 @@ impl DetectorState {
             let dt = if s.last_ts == i64::MIN {
                 0.0
             } else {
-                (ts - s.last_ts).clamp(0, s.period_ms) as f64
+                ts.saturating_sub(s.last_ts).clamp(0, s.period_ms) as f64
             };
             // A phase is visited 1/bins of the time, so it fades bins times faster while it is.
             let keep = novelty::decay(dt * s.bins.len() as f64, p.novelty.memory_ms);

@@ -263,7 +263,7 @@ impl NoveltyState {
     /// Old extremes fade towards the middle of the range, old counts towards zero.
     fn fade(&mut self, ts: i64, p: &NoveltyParams) {
         if self.last_ts != i64::MIN && ts > self.last_ts && p.memory_ms > 0.0 {
-            let keep = decay((ts - self.last_ts) as f64, p.memory_ms);
+            let keep = decay(ts.saturating_sub(self.last_ts) as f64, p.memory_ms);
             if self.hi > self.lo {
                 let mid = 0.5 * (self.hi + self.lo);
                 self.hi = mid + (self.hi - mid) * keep;

@@ -19,7 +19,7 @@ impl RateState {
         self.start_ts = start_ts;
         self.primed = true;
         let (prev_ts, prev_value) = prev?;
-        let dt = (ts - prev_ts) as f64 / 1000.0;
+        let dt = ts.saturating_sub(prev_ts) as f64 / 1000.0;
         // A counter that went down (or whose start timestamp changed) was reset: everything it
         // holds now was counted since the reset.
         let increase = if value < prev_value || restarted {

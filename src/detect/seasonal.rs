@@ -77,7 +77,8 @@ impl SeasonalProfile {
     /// phase fewer than 4 times), else the share of variance its phases explain.
     pub fn trial_strength(&self) -> Option<f32> {
         let covered = self.first_ts != i64::MIN
-            && self.last_ts - self.first_ts >= TRIAL_PERIODS * self.period_ms;
+            && self.last_ts.saturating_sub(self.first_ts)
+                >= TRIAL_PERIODS.saturating_mul(self.period_ms);
         (covered && self.bins.iter().all(|b| b.n >= 4)).then(|| self.explained_share())
     }
 
@@ -213,8 +214,8 @@ impl SeasonalProfile {
     /// Seasonal strength: the share of variance explained by the phase, i.e.
     /// var(bin means) / (mean(bin variances) + var(bin means)). Needs two full periods.
     pub fn evaluate(&mut self, min_strength: f32) -> bool {
-        let covered =
-            self.first_ts != i64::MIN && self.last_ts - self.first_ts >= 2 * self.period_ms;
+        let covered = self.first_ts != i64::MIN
+            && self.last_ts.saturating_sub(self.first_ts) >= self.period_ms.saturating_mul(2);
         if !covered || self.bins.iter().any(|b| b.n < 2) {
             self.strength = 0.0;
             self.active = false;

@@ -95,7 +95,9 @@ impl StoreOptions {
                 min_history: d.services.min_history,
                 threshold_sigmas: d.services.threshold_sigmas,
             },
-            refit_budget: d.refit_budget,
+            refit_budget: d
+                .refit_budget
+                .min(Duration::from_secs(d.check_interval_seconds.max(1)) / 2),
         }
     }
 }
@@ -313,12 +315,17 @@ fn regular_interval(samples: &[(i64, f64)]) -> Option<i64> {
     if samples.len() < periods::MIN_SAMPLES {
         return None;
     }
-    let mut gaps: Vec<i64> = samples.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let mut gaps: Vec<i64> = samples
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].0))
+        .collect();
     let mid = gaps.len() / 2;
     let typical = *gaps.select_nth_unstable(mid).1;
-    let span = samples[samples.len() - 1].0 - samples[0].0;
+    // Timestamps come from outside: no arithmetic here may overflow.
+    let span = samples[samples.len() - 1].0.checked_sub(samples[0].0)?;
     let expected = typical.checked_mul(samples.len() as i64 - 1)?;
-    (typical > 0 && (span - expected).abs() * 10 <= expected).then_some(typical)
+    let off = span.checked_sub(expected)?.checked_abs()?;
+    (typical > 0 && off.saturating_mul(10) <= expected).then_some(typical)
 }
 
 pub fn series_id(hash: u64) -> String {
@@ -861,7 +868,7 @@ impl Store {
                     let value = if s.cumulative {
                         let rate = previous
                             .filter(|(t0, v0)| ts > *t0 && v >= *v0)
-                            .map(|(t0, v0)| (v - v0) * 1000.0 / (ts - t0) as f64);
+                            .map(|(t0, v0)| (v - v0) * 1000.0 / ts.saturating_sub(t0) as f64);
                         previous = Some((ts, v));
                         match rate {
                             Some(r) => r,
@@ -1086,7 +1093,7 @@ impl Store {
         }
         let half_ring = (self.retention_ms / 2).max(1);
         let jitter = (series.hash % half_ring as u64) as i64;
-        profile.next_period_check_ts = series.last_ts + half_ring + jitter;
+        profile.next_period_check_ts = series.last_ts.saturating_add(half_ring + jitter);
         scratch.clear();
         series.ring.decode_into(scratch);
         let Some(interval) = regular_interval(scratch) else {
@@ -1094,8 +1101,8 @@ impl Store {
         };
         let values: Vec<f64> = scratch.iter().map(|s| s.1).collect();
         let found = periods::dominant_period(&values, p.period_discovery_strength)
-            .map(|f| (f.samples, f.samples as i64 * interval))
-            .filter(|(_, ms)| 2 * ms <= p.seasonal_period_ms);
+            .and_then(|f| Some((f.samples, (f.samples as i64).checked_mul(interval)?)))
+            .filter(|(_, ms)| ms.saturating_mul(2) <= p.seasonal_period_ms);
         let Some((samples, period_ms)) = found else {
             if profile.discovered {
                 let next_check = profile.next_period_check_ts;
@@ -1104,7 +1111,11 @@ impl Store {
             }
             return;
         };
-        if profile.discovered && (profile.period_ms - period_ms).abs() * 10 <= period_ms {
+        let same = (profile.period_ms.saturating_sub(period_ms))
+            .saturating_abs()
+            .saturating_mul(10)
+            <= period_ms;
+        if profile.discovered && same {
             // The same period, merely not holding at the moment: keep learning it.
             return;
         }
@@ -1122,7 +1133,7 @@ impl Store {
         scratch: &mut Vec<(i64, f64)>,
     ) -> Vec<AnomalyEvent> {
         let lc = &series.lifecycle;
-        let oldest = series.last_ts - self.retention_ms;
+        let oldest = series.last_ts.saturating_sub(self.retention_ms);
         let recent = lc.started_ts != 0 && lc.started_ts > oldest;
         if !recent || lc.shift_checked || series.cumulative || !series.detect {
             return Vec::new();
@@ -1141,7 +1152,7 @@ impl Store {
             return Vec::new();
         };
         // Only the shift that started this anomaly (a minute of slack for pending samples).
-        if shift.at_ms < lc.started_ts - 60_000 {
+        if shift.at_ms < lc.started_ts.saturating_sub(60_000) {
             return Vec::new();
         }
         series.lifecycle.shift_checked = true;
@@ -1610,6 +1621,39 @@ mod tests {
         }
         out.retain(|e| e.anomaly_kind == AnomalyKind::PredictedBreach);
         (out, s.refits_deferred())
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_do_not_overflow_detection_or_upkeep() {
+        let s = store(10);
+        let labels = [("__name__", "wild_clock"), ("pod", "a")];
+        // From near i64::MIN to near i64::MAX in 80 steps.
+        let step = i128::from(i64::MAX / 40);
+        for i in 0..80i64 {
+            let ts = i64::try_from(i128::from(i64::MIN) + 1 + i128::from(i) * step).unwrap();
+            let mut ev = Vec::new();
+            s.apply(
+                &mut batch(&[TimeSeries::new(&labels, &[(ts, (i % 7) as f64)])]),
+                &mut ev,
+            );
+            if i % 4 == 3 {
+                s.maintain(0.3);
+            }
+        }
+        // One step across the whole range: every difference of timestamps overflows i64. A
+        // gauge, a counter (rated) and a forecast metric (refit in upkeep).
+        for name in ["wild_clock", "wild_requests_total", "memory_usage"] {
+            let jump = [("__name__", name), ("pod", "b")];
+            for (i, ts) in [i64::MIN + 1, i64::MAX - 1].into_iter().enumerate() {
+                let mut ev = Vec::new();
+                s.apply(
+                    &mut batch(&[TimeSeries::new(&jump, &[(ts, i as f64)])]),
+                    &mut ev,
+                );
+            }
+        }
+        s.maintain(0.3);
+        assert_eq!(s.series_count(), 4);
     }
 
     #[test]
