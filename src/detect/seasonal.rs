@@ -74,12 +74,18 @@ impl SeasonalProfile {
     }
 
     /// The trial's verdict: `None` while it has seen fewer than [`TRIAL_PERIODS`] periods (or a
-    /// phase fewer than 4 times), else the share of variance its phases explain.
+    /// phase fewer than 4 times), else the share of variance its phases explain. A trial that
+    /// has run twice that long and still misses a phase (gaps in the samples) fails with 0.
     pub fn trial_strength(&self) -> Option<f32> {
-        let covered = self.first_ts != i64::MIN
-            && self.last_ts.saturating_sub(self.first_ts)
-                >= TRIAL_PERIODS.saturating_mul(self.period_ms);
-        (covered && self.bins.iter().all(|b| b.n >= 4)).then(|| self.explained_share())
+        let span = self.last_ts.saturating_sub(self.first_ts);
+        let periods = TRIAL_PERIODS.saturating_mul(self.period_ms);
+        if self.first_ts == i64::MIN || span < periods {
+            return None;
+        }
+        if self.bins.iter().any(|b| b.n < 4) {
+            return (span >= periods.saturating_mul(2)).then_some(0.0);
+        }
+        Some(self.explained_share())
     }
 
     /// Where `ts` falls in the period. Computed once per sample and handed to the `*_at`
@@ -357,6 +363,32 @@ mod tests {
                 "the profile learned too"
             );
         }
+    }
+
+    #[test]
+    fn a_trial_that_never_sees_half_its_phases_fails_after_twice_its_time() {
+        const TEN_MIN: i64 = 600_000;
+        let mut t = SeasonalProfile::discovered(TEN_MIN, 20);
+        let mut ts = 0;
+        let mut verdicts = Vec::new();
+        while ts <= 8 * TEN_MIN {
+            // Samples only in the first half of every period.
+            if ts % TEN_MIN < TEN_MIN / 2 {
+                t.update(ts, 1.0);
+            }
+            verdicts.push((ts, t.trial_strength()));
+            ts += 15_000;
+        }
+        let first = verdicts
+            .iter()
+            .find(|(_, v)| v.is_some())
+            .expect("a verdict");
+        assert_eq!(first.1, Some(0.0));
+        assert!(
+            first.0 >= 7 * TEN_MIN,
+            "not before twice the trial: {}",
+            first.0
+        );
     }
 
     #[test]
