@@ -73,6 +73,14 @@ impl SeasonalProfile {
         profile
     }
 
+    /// Becomes `next` (a promoted trial, or the configured profile again) while keeping when the
+    /// next period search is due.
+    pub fn replace_keeping_schedule(&mut self, next: SeasonalProfile) {
+        let due = self.next_period_check_ts;
+        *self = next;
+        self.next_period_check_ts = due;
+    }
+
     /// The trial's verdict: `None` while it has seen fewer than [`TRIAL_PERIODS`] periods (or a
     /// phase fewer than 4 times), else the share of variance its phases explain. A trial that
     /// has run twice that long and still misses a phase (gaps in the samples) fails with 0.

@@ -1072,18 +1072,15 @@ impl Store {
                 return;
             };
             if f64::from(strength) >= p.period_discovery_strength {
-                let mut promoted =
-                    profile.trial.take().map(|t| *t).unwrap_or_else(|| {
-                        SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins)
-                    });
-                promoted.next_period_check_ts = profile.next_period_check_ts;
-                tracing::debug!(
-                    series = %series_id(series.hash),
-                    period_ms = promoted.period_ms,
-                    strength,
-                    "seasonal period confirmed"
-                );
-                *profile = promoted;
+                if let Some(promoted) = profile.trial.take() {
+                    tracing::debug!(
+                        series = %series_id(series.hash),
+                        period_ms = promoted.period_ms,
+                        strength,
+                        "seasonal period confirmed"
+                    );
+                    profile.replace_keeping_schedule(*promoted);
+                }
                 return;
             }
             profile.trial = None;
@@ -1105,9 +1102,10 @@ impl Store {
             .filter(|(_, ms)| ms.saturating_mul(2) <= p.seasonal_period_ms);
         let Some((samples, period_ms)) = found else {
             if profile.discovered {
-                let next_check = profile.next_period_check_ts;
-                *profile = SeasonalProfile::new(p.seasonal_period_ms, p.seasonal_bins);
-                profile.next_period_check_ts = next_check;
+                profile.replace_keeping_schedule(SeasonalProfile::new(
+                    p.seasonal_period_ms,
+                    p.seasonal_bins,
+                ));
             }
             return;
         };
@@ -1475,6 +1473,16 @@ mod tests {
         Store::new(opts, crate::config::Config::default().catalog().unwrap())
     }
 
+    /// A 2-shard store with the default catalog and options changed by `tune`.
+    fn store_with(tune: impl FnOnce(&mut StoreOptions)) -> Store {
+        let mut opts = StoreOptions {
+            shards: 2,
+            ..Default::default()
+        };
+        tune(&mut opts);
+        Store::new(opts, crate::config::Config::default().catalog().unwrap())
+    }
+
     fn batch(series: &[TimeSeries]) -> Batch {
         let mut b = Batch::default();
         encode_v1(series, &mut b.body);
@@ -1598,14 +1606,7 @@ mod tests {
         f: impl Fn(i64) -> f64,
         refit_budget: Duration,
     ) -> (Vec<AnomalyEvent>, u64) {
-        let s = Store::new(
-            StoreOptions {
-                shards: 4,
-                refit_budget,
-                ..Default::default()
-            },
-            crate::config::Config::default().catalog().unwrap(),
-        );
+        let s = store_with(|o| o.refit_budget = refit_budget);
         let mut out = Vec::new();
         let mut ev = Vec::new();
         for i in 0..minutes * 4 {
@@ -1734,12 +1735,7 @@ mod tests {
     #[test]
     fn a_seasonal_series_that_moves_as_a_whole_gets_one_level_shift_and_keeps_its_shape() {
         const PERIOD: i64 = 2 * 3_600_000;
-        let mut opts = StoreOptions {
-            shards: 2,
-            ..Default::default()
-        };
-        opts.detect.seasonal_period_ms = PERIOD;
-        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let s = store_with(|o| o.detect.seasonal_period_ms = PERIOD);
         let mut rng = fastrand::Rng::with_seed(11);
         let swing =
             |ts: i64| 100.0 + 50.0 * (ts as f64 / PERIOD as f64 * std::f64::consts::TAU).sin();
@@ -1817,12 +1813,7 @@ mod tests {
     /// fills for 2 minutes in the middle of a quiet phase, then goes back to its routine for an
     /// hour. Returns the events by sample index and the series' profile (period, active).
     fn batch_cycle_run(discovery: f64) -> (Timeline, Option<(i64, bool)>) {
-        let mut opts = StoreOptions {
-            shards: 2,
-            ..Default::default()
-        };
-        opts.detect.period_discovery_strength = discovery;
-        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let s = store_with(|o| o.detect.period_discovery_strength = discovery);
         let mut rng = fastrand::Rng::with_seed(12);
         let labels = [("__name__", "batch_queue_depth"), ("pod", "a")];
         let mut events = Vec::new();
