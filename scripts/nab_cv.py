@@ -119,7 +119,6 @@ class Scorer(object):
         self.cache = {}
         self.files = nab_score.load_corpus(self.data, self.labels, None, self.cache)
         self.weights = nab_score.DEFAULT_PROFILES
-        self.null = {}
 
     def runs(self, results_dir):
         run = self.ns.DetectorRun(self.files, results_dir=results_dir)
@@ -129,15 +128,10 @@ class Scorer(object):
         """(normalised, raw, null, perfect, threshold, counts) of `subset` (list of rels)."""
         files = [f for f in self.files if f.rel in subset]
         run = self.ns.DetectorRun(files, scores=scores)
-        w = {profile: self.weights[canonical(profile)]}
+        w = {profile: self.weights[profile]}
         thr = None if threshold is None else {profile: threshold}
         out = self.ns.score_run(files, run, w, thr)["profiles"][profile]
         return out
-
-
-def canonical(profile):
-    return {"standard": "standard", "reward_low_FP_rate": "reward_low_FP_rate",
-            "reward_low_FN_rate": "reward_low_FN_rate"}[profile]
 
 
 def fmt(x):
