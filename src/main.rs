@@ -72,6 +72,19 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Feed the noisy exchange (1 s scrapes, skewed noise, decoys that must not page, five
+    /// injected incidents) through the detectors in simulated time and print, per seed, the
+    /// pages, false alarms, detection delays and resolve notices.
+    NoiseTrial {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Seeds to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a config file (and the catalog it names) and exit.
     CheckConfig { file: PathBuf },
     /// Stream CSV files (timestamp,value) through the live detectors and write
@@ -283,6 +296,35 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .await?;
                 tracing::info!("baselines and incidents saved; bye");
+                Ok(())
+            })
+        }
+        Command::NoiseTrial {
+            config,
+            seeds,
+            json,
+        } => {
+            let config = load(config.as_ref())?;
+            init_logging(&config, cli.log_json);
+            runtime()?.block_on(async move {
+                let mut reports = Vec::new();
+                for seed in seeds {
+                    let report = sre_agent::sim::trial::run(config.clone(), seed)?;
+                    if !json {
+                        print!("{}", report.render());
+                    }
+                    reports.push(report);
+                }
+                let pages: usize = reports.iter().map(|r| r.pages).sum();
+                let false_alarms: usize = reports.iter().map(|r| r.false_alarms.len()).sum();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&reports)?);
+                } else {
+                    println!(
+                        "all seeds: {pages} pages, {false_alarms} false ({:.1} %)",
+                        100.0 * false_alarms as f64 / pages.max(1) as f64
+                    );
+                }
                 Ok(())
             })
         }

@@ -231,7 +231,14 @@ pub struct DetectionConfig {
     /// Score (in [0, 1]) above which a sample is anomalous.
     pub alert_threshold: f64,
     pub pending_samples: u16,
+    /// The pending samples must also span this long: at fast scrapes a page needs a lasting
+    /// condition, not a burst of a few samples.
+    #[serde(with = "duration")]
+    pub pending_for: Duration,
     pub resolve_samples: u16,
+    /// Calm this long (at least two samples) also resolves, so slow scrapes resolve promptly.
+    #[serde(with = "duration")]
+    pub resolve_after: Duration,
     pub resolve_ratio: f64,
     /// Detect only series that match the catalog.
     pub only_catalog: bool,
@@ -256,7 +263,9 @@ impl Default for DetectionConfig {
             ewma_alpha: d.ewma_alpha,
             alert_threshold: d.alert_threshold,
             pending_samples: l.pending_samples,
+            pending_for: Duration::from_millis(l.pending_ms as u64),
             resolve_samples: l.resolve_samples,
+            resolve_after: Duration::from_millis(l.resolve_ms as u64),
             resolve_ratio: l.resolve_ratio,
             only_catalog: false,
             seasonality: SeasonalityConfig::default(),
@@ -305,7 +314,9 @@ impl DetectionConfig {
     pub fn lifecycle_params(&self) -> LifecycleParams {
         LifecycleParams {
             pending_samples: self.pending_samples,
+            pending_ms: self.pending_for.as_millis().min(i64::MAX as u128) as i64,
             resolve_samples: self.resolve_samples,
+            resolve_ms: self.resolve_after.as_millis().min(i64::MAX as u128) as i64,
             resolve_ratio: self.resolve_ratio,
             alert_threshold: self.alert_threshold,
         }

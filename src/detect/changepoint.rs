@@ -15,6 +15,12 @@ const MIN_PROBABILITY: f64 = 0.5;
 /// Both sides of a split need this many samples (15 minutes at a 15 s interval): a shorter
 /// departure is an incident to page about, not a new normal.
 pub const MIN_SEGMENT: usize = 60;
+/// ...and must span this long: at one-second scrapes sixty samples are a minute, and a
+/// five-minute incident is not a new normal.
+pub const MIN_SEGMENT_MS: i64 = 10 * 60_000;
+/// The changepoint model runs on at most this many points (bucket means of the ring): its cost
+/// grows with the square of its input, and a level that lasts minutes needs no finer grain.
+const MAX_POINTS: usize = 480;
 /// The medians must differ by this many robust sigmas.
 const MIN_SHIFT_SIGMAS: f64 = 5.0;
 /// The new level must be about as steady as the old one (not a ramp or a burst).
@@ -39,13 +45,21 @@ pub fn level_shift(samples: &[(i64, f64)]) -> Option<Shift> {
     if n < 2 * MIN_SEGMENT || samples.iter().any(|s| !s.1.is_finite()) {
         return None;
     }
-    let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
-    let change = super::bocpd::last_change(&values)?;
-    let split = change.start;
+    let bucket = n.div_ceil(MAX_POINTS);
+    let points: Vec<f64> = samples
+        .chunks(bucket)
+        .map(|c| c.iter().map(|s| s.1).sum::<f64>() / c.len() as f64)
+        .collect();
+    let change = super::bocpd::last_change(&points)?;
+    let split = (change.start * bucket).min(n);
     if change.probability < MIN_PROBABILITY || split < MIN_SEGMENT {
         return None;
     }
-    if split > n - MIN_SEGMENT {
+    let spans = |from: usize, to: usize| samples[to - 1].0.saturating_sub(samples[from].0);
+    if split > n - MIN_SEGMENT
+        || spans(0, split) < MIN_SEGMENT_MS
+        || spans(split, n) < MIN_SEGMENT_MS
+    {
         // The shift is younger than MIN_SEGMENT samples: wait for more before calling it a new
         // normal.
         return None;

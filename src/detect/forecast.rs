@@ -6,9 +6,11 @@
 //! extrapolate into a breach. Forecasts come with the ETS(A,A,N) prediction interval.
 //!
 //! A breach is predicted only when the trend is real: the least-squares slope over the window
-//! must stand out from its own standard error (`MIN_TREND_T`), the series must not already be
-//! past the threshold (that is an anomaly, not a prediction), and the central forecast must
-//! cross the threshold within the longest horizon.
+//! must stand out from its own standard error (`MIN_TREND_T`, with the sample size discounted
+//! by the residuals' autocorrelation time, so a gauge's slow wander is not a trend), the series
+//! must not already be past the threshold (that is an anomaly, not a prediction), and the
+//! central forecast must cross the threshold within the longest horizon and within
+//! `MAX_EXTRAPOLATION` spans of the window it was fitted on.
 
 use serde::Serialize;
 
@@ -17,6 +19,11 @@ use super::seasonal::SeasonalProfile;
 
 /// The least-squares slope must be this many standard errors away from zero.
 const MIN_TREND_T: f64 = 8.0;
+/// A breach is predicted at most this many window spans ahead: within a window, a slow swing of
+/// the window's own length looks exactly like a trend (no statistic on the window can tell
+/// them apart), so how far a trend may be extrapolated is bounded by how long it was seen. An
+/// hour of ring gives up to three hours of warning.
+const MAX_EXTRAPOLATION: f64 = 3.0;
 /// Fewer samples than this are not a basis for a forecast.
 pub const MIN_SAMPLES: usize = 20;
 const ALPHAS: [f64; 6] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.8];
@@ -34,8 +41,13 @@ pub struct Fit {
     /// Spacing of the samples (median interval, ms).
     pub step_ms: f64,
     pub last_ts: i64,
-    /// t statistic of the least-squares slope over the window.
+    /// t statistic of the least-squares slope: the strongest of the whole window, its newest
+    /// half and its newest quarter.
     pub trend_t: f64,
+    /// Time spanned by the part of the window whose trend `trend_t` measures (ms).
+    pub span_ms: i64,
+    /// That part's least-squares slope, per step.
+    pub tested_slope: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -115,8 +127,27 @@ pub fn fit(samples: &[(i64, f64)], season: Option<&SeasonalProfile>) -> Option<F
     // Start from the least-squares line: a first difference is mostly noise when the trend per
     // sample is far smaller than the noise, and a small beta would take the whole window to
     // forget it.
-    let (slope_per_ms, intercept, trend_t) = least_squares(samples, &y);
+    let (slope_per_ms, intercept, whole_t) = least_squares(samples, &y);
     let start = (intercept, slope_per_ms * step_ms);
+    // A leak that began within the window is a line only over its recent part (a hockey stick
+    // over the whole window, whose residuals look autocorrelated): the trend is also tested on
+    // the newest half and quarter, and the strongest one's span bounds the extrapolation.
+    let n = samples.len();
+    let mut trend_t = whole_t;
+    let mut tested_slope = slope_per_ms * step_ms;
+    let mut span_ms = samples[n - 1].0.saturating_sub(samples[0].0);
+    for part in [2, 4] {
+        let from = n - n / part;
+        if n - from < MIN_SAMPLES {
+            break;
+        }
+        let (slope, _, t) = least_squares(&samples[from..], &y[from..]);
+        if t.abs() > trend_t.abs() {
+            trend_t = t;
+            tested_slope = slope * step_ms;
+            span_ms = samples[n - 1].0.saturating_sub(samples[from].0);
+        }
+    }
     let mut best: Option<(f64, f64, f64, f64, f64)> = None;
     for alpha in ALPHAS {
         for beta in BETAS {
@@ -137,6 +168,8 @@ pub fn fit(samples: &[(i64, f64)], season: Option<&SeasonalProfile>) -> Option<F
         step_ms,
         last_ts: samples[samples.len() - 1].0,
         trend_t,
+        span_ms,
+        tested_slope,
     })
 }
 
@@ -177,7 +210,30 @@ fn least_squares(samples: &[(i64, f64)], y: &[f64]) -> (f64, f64, f64) {
         .zip(y)
         .map(|(x, v)| (v - my - slope * (x - mx)).powi(2))
         .sum();
-    let se = (residual / (n - 2.0).max(1.0) / sxx).sqrt();
+    // Residuals of a metric that wanders (Ornstein–Uhlenbeck-like, as memory and queue gauges
+    // do) are autocorrelated, and the iid standard error then makes minutes of wander look like
+    // a trend of high significance. The effective sample size n/τ, with τ the integrated
+    // autocorrelation time of the residuals, restores an honest one; a clean ramp has white
+    // residuals (τ ≈ 1) and keeps its t.
+    let residuals: Vec<f64> = xs
+        .iter()
+        .zip(y)
+        .map(|(x, v)| v - my - slope * (x - mx))
+        .collect();
+    let syy: f64 = y.iter().map(|v| (v - my).powi(2)).sum();
+    // A line to rounding error (a synthetic ramp) is a trend; its residuals are float noise,
+    // whose autocorrelation means nothing.
+    let exact = residual <= 1e-12 * syy;
+    let n_eff = if exact {
+        n
+    } else {
+        n / integrated_autocorrelation_time(&residuals, residual)
+    };
+    if n_eff <= 3.0 {
+        // Too few independent samples to call anything a trend.
+        return (slope, my - slope * mx, 0.0);
+    }
+    let se = (residual / (n_eff - 2.0) / sxx).sqrt();
     let t = if se > 0.0 {
         slope / se
     } else if slope == 0.0 {
@@ -186,6 +242,43 @@ fn least_squares(samples: &[(i64, f64)], y: &[f64]) -> (f64, f64, f64) {
         f64::INFINITY.copysign(slope)
     };
     (slope, my - slope * mx, t)
+}
+
+/// τ = 1 + 2 Σ ρ(k), summed over lags 1, 2, 4, … (trapezoids between them, so a window of
+/// thousands of samples costs a few passes) until the autocorrelation fades below 0.05; `n`
+/// (no evidence at all) when it has not faded by a quarter of the window. A lag-1
+/// AR(1) correction alone misses slow wander under fast white noise: ρ(1) is diluted by the
+/// noise while ρ stays high for hundreds of lags.
+fn integrated_autocorrelation_time(residuals: &[f64], sum_squares: f64) -> f64 {
+    let n = residuals.len();
+    if sum_squares <= 0.0 || n < 8 {
+        return 1.0;
+    }
+    let rho = |k: usize| -> f64 {
+        residuals[..n - k]
+            .iter()
+            .zip(&residuals[k..])
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            / sum_squares
+    };
+    let mut tau = 1.0;
+    let (mut k_prev, mut r_prev) = (0usize, 1.0f64);
+    let mut k = 1usize;
+    while k <= n / 4 {
+        let r = rho(k).max(0.0);
+        // Σ over the lags in (k_prev, k] of the linearly interpolated ρ.
+        let steps = (k - k_prev) as f64;
+        tau += 2.0 * (steps * r_prev + (r - r_prev) * (steps + 1.0) / 2.0);
+        if r < 0.05 {
+            return tau.clamp(1.0, n as f64);
+        }
+        (k_prev, r_prev) = (k, r);
+        k *= 2;
+    }
+    // Still correlated at a quarter of the window: the window spans less than a few of the
+    // wander's cycles, and no estimate can tell a trend from one slow swing.
+    n as f64
 }
 
 impl Fit {
@@ -231,9 +324,16 @@ impl Fit {
         if already || gap <= 0.0 || !towards {
             return None;
         }
-        let steps = gap / (self.trend * sign);
+        // Holt's trend follows the newest samples; the tested line's slope is what was shown to
+        // be real. The breach is as near as the slower of the two puts it.
+        let rate = (self.trend * sign).min(self.tested_slope * sign);
+        if rate <= 0.0 {
+            return None;
+        }
+        let steps = gap / rate;
         let after_ms = steps * self.step_ms;
-        if !after_ms.is_finite() || after_ms > max_horizon_ms as f64 {
+        let seen_for = MAX_EXTRAPOLATION * self.span_ms as f64;
+        if !after_ms.is_finite() || after_ms > max_horizon_ms as f64 || after_ms > seen_for {
             return None;
         }
         Some(Breach {
@@ -244,7 +344,7 @@ impl Fit {
                 Direction::Below
             },
             at_ms: self.last_ts + after_ms.ceil() as i64,
-            value: self.level + steps.ceil() * self.trend,
+            value: self.level + steps.ceil() * rate * sign,
             current,
         })
     }
@@ -265,17 +365,17 @@ mod tests {
 
     #[test]
     fn a_memory_leak_is_predicted_at_least_two_hours_before_the_breach() {
-        // 0.5 → 0.9 over four hours, crossing 0.9 three hours after the first hour of history;
+        // 0.5 → 0.9 over 3.5 hours, crossing 0.9 2.5 hours after the first hour of history;
         // the agent sees the last hour of ring.
         let mut rng = fastrand::Rng::with_seed(1);
-        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (4 * HOUR) as f64;
+        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (7 * HOUR / 2) as f64;
         let samples = series(0, HOUR, |ts| leak(ts) + (rng.f64() - 0.5) * 0.01);
         let fit = fit(&samples, None).expect("fit");
         let current = samples.last().unwrap().1;
         let breach = fit
             .will_breach(0.9, Direction::Above, current, (6 * HOUR) as u64)
             .expect("breach predicted");
-        let true_breach = 4 * HOUR;
+        let true_breach = 7 * HOUR / 2;
         let lead = true_breach - HOUR;
         assert!(lead >= 2 * HOUR, "predicted {lead} ms ahead");
         assert!(
@@ -284,9 +384,9 @@ mod tests {
             breach.at_ms / MIN,
             true_breach / MIN
         );
-        let three_hours = fit.forecast((3 * HOUR) as u64, None);
-        assert!((three_hours.yhat - 0.9).abs() < 0.03, "{three_hours:?}");
-        assert!(three_hours.lower < three_hours.yhat && three_hours.upper > three_hours.yhat);
+        let at_breach = fit.forecast((5 * HOUR / 2) as u64, None);
+        assert!((at_breach.yhat - 0.9).abs() < 0.03, "{at_breach:?}");
+        assert!(at_breach.lower < at_breach.yhat && at_breach.upper > at_breach.yhat);
     }
 
     #[test]
@@ -327,13 +427,13 @@ mod tests {
         let naive = fit(&window, None).expect("fit");
         assert!(
             naive
-                .will_breach(0.9, Direction::Above, current, (6 * HOUR) as u64)
+                .will_breach(0.8, Direction::Above, current, (6 * HOUR) as u64)
                 .is_some(),
             "without the profile the rise looks like a breach (the test's premise)"
         );
         let seasonal = fit(&window, Some(&profile)).expect("fit");
         assert_eq!(
-            seasonal.will_breach(0.9, Direction::Above, current, (6 * HOUR) as u64),
+            seasonal.will_breach(0.8, Direction::Above, current, (6 * HOUR) as u64),
             None
         );
         let noon = seasonal.forecast((3 * HOUR) as u64, Some(&profile));
@@ -341,6 +441,41 @@ mod tests {
             (noon.yhat - shape(3 * DAY + 14 * HOUR)).abs() < 0.05,
             "{noon:?}"
         );
+    }
+
+    /// Memory that wanders (Ornstein–Uhlenbeck, ten-minute reversion, 4 % spread) under 1 %
+    /// white noise at one-second scrapes, as the noise trial's gauges do.
+    fn wandering(seed: u64, n: i64) -> Vec<(i64, f64)> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut normal = move || {
+            let u = rng.f64().max(f64::MIN_POSITIVE);
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * rng.f64()).cos()
+        };
+        let (rate, sd) = (1.0 / 600.0, 0.04);
+        let mut w = normal() * sd;
+        (0..n)
+            .map(|i| {
+                w += -rate * w + sd * (2.0f64 * rate).sqrt() * normal();
+                (i * 1000, 0.55 * w.exp() * (1.0 + 0.01 * normal()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slow_wander_is_not_a_trend() {
+        for seed in 0..40 {
+            for n in [360, 900, 3600] {
+                let s = wandering(seed, n);
+                let f = fit(&s, None).unwrap();
+                let current = s.last().unwrap().1;
+                assert_eq!(
+                    f.will_breach(0.9, Direction::Above, current, 6 * HOUR as u64),
+                    None,
+                    "seed {seed}, {n} samples: t {}",
+                    f.trend_t
+                );
+            }
+        }
     }
 
     #[test]

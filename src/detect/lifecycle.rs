@@ -1,17 +1,25 @@
 //! Anomaly lifecycle per series: normal → pending → firing → resolved, with hysteresis.
 //!
 //! An anomaly starts with a surprise (a sample whose score reaches the alert threshold) and must
-//! be confirmed: the following samples stay surprising or off the expected band until
-//! `pending_samples` in a row (critical fires at once). It then lasts while the series stays off
-//! its band and resolves after `resolve_samples` calm samples in a row, so a series hovering
-//! around the band does not flap.
+//! be confirmed: the following samples stay surprising or off the expected band for
+//! `pending_samples` in a row spanning at least `pending_ms` — however surprising one sample is.
+//! A page must mean a lasting condition: at one-second scrapes a 2–3 s burst or one tail sample
+//! of right-skewed noise is as extreme as an incident's first sample, and only its duration
+//! tells them apart. The anomaly then lasts while the series stays off its band and resolves
+//! once the series has been calm for `resolve_samples` samples in a row or, at slow scrapes, for
+//! `resolve_ms` (at least two samples), so a series hovering around the band does not flap and
+//! the resolve notice does not wait a minute of 15 s scrapes.
 
 use super::{Score, Severity};
 
 #[derive(Debug, Clone)]
 pub struct LifecycleParams {
     pub pending_samples: u16,
+    /// The pending samples must span this long (sample time).
+    pub pending_ms: i64,
     pub resolve_samples: u16,
+    /// Calm this long (and at least two samples) also resolves.
+    pub resolve_ms: i64,
     /// Resolve only below `alert_threshold × resolve_ratio`.
     pub resolve_ratio: f64,
     pub alert_threshold: f64,
@@ -21,7 +29,9 @@ impl Default for LifecycleParams {
     fn default() -> Self {
         Self {
             pending_samples: 2,
+            pending_ms: 10_000,
             resolve_samples: 4,
+            resolve_ms: 30_000,
             resolve_ratio: 0.8,
             alert_threshold: super::DEFAULT_ALERT_THRESHOLD,
         }
@@ -51,6 +61,8 @@ pub struct Lifecycle {
     /// Id of the firing anomaly (0 when none).
     pub anomaly_id: u64,
     pub started_ts: i64,
+    /// Sample time of the first calm sample of the current calm streak while firing.
+    calm_since: i64,
     /// The novelty channel of the surprise that started the current anomaly.
     pub trigger: super::Channel,
     /// A level shift was looked for and adopted for the current anomaly.
@@ -73,7 +85,9 @@ impl Lifecycle {
                 }
                 self.streak = self.streak.saturating_add(1);
                 self.peak = self.peak.max(score.severity());
-                if self.streak >= p.pending_samples || self.peak == Severity::Critical {
+                if self.streak >= p.pending_samples
+                    && ts.saturating_sub(self.started_ts) >= p.pending_ms
+                {
                     self.phase = Phase::Firing;
                     self.streak = 0;
                     return Some(Transition::Fired(self.peak));
@@ -90,12 +104,17 @@ impl Lifecycle {
                 let calm = !score.anomalous
                     && !score.deviating
                     && score.score < p.alert_threshold * p.resolve_ratio;
-                self.streak = if calm {
-                    self.streak.saturating_add(1)
+                if !calm {
+                    self.streak = 0;
                 } else {
-                    0
-                };
-                if self.streak >= p.resolve_samples {
+                    if self.streak == 0 {
+                        self.calm_since = ts;
+                    }
+                    self.streak = self.streak.saturating_add(1);
+                }
+                let calm_long =
+                    self.streak >= 2 && ts.saturating_sub(self.calm_since) >= p.resolve_ms;
+                if self.streak >= p.resolve_samples || calm_long {
                     return Some(self.resolve());
                 }
                 let severity = score.severity();
@@ -135,9 +154,18 @@ mod tests {
         }
     }
 
+    /// Counting samples only (the time conditions are tested on their own).
+    fn by_samples() -> LifecycleParams {
+        LifecycleParams {
+            pending_ms: 0,
+            resolve_ms: i64::MAX,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn fires_after_pending_and_resolves_with_hysteresis() {
-        let p = LifecycleParams::default();
+        let p = by_samples();
         let mut l = Lifecycle::default();
         assert_eq!(l.observe(0, &score(0.6, 3.5), &p), None);
         assert_eq!(
@@ -164,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_surprise_confirmed_by_the_band_fires() {
-        let p = LifecycleParams::default();
+        let p = by_samples();
         let mut l = Lifecycle::default();
         // Being off the band alone never starts an anomaly...
         for t in 0..10 {
@@ -180,15 +208,44 @@ mod tests {
     }
 
     #[test]
-    fn single_blip_does_not_fire_but_critical_does() {
+    fn a_blip_never_fires_however_extreme() {
         let p = LifecycleParams::default();
         let mut l = Lifecycle::default();
         assert_eq!(l.observe(0, &score(0.6, 3.5), &p), None);
-        assert_eq!(l.observe(1, &score(0.1, 0.5), &p), None);
+        assert_eq!(l.observe(15_000, &score(0.1, 0.5), &p), None);
         assert_eq!(l.phase, Phase::Normal);
+        // A critical 3 s burst at one-second scrapes: pending, then gone.
+        for t in 0..3 {
+            assert_eq!(l.observe(10_000 + t * 1000, &score(0.95, 9.0), &p), None);
+        }
+        assert_eq!(l.observe(13_000, &score(0.1, 0.5), &p), None);
+        assert_eq!(l.phase, Phase::Normal);
+    }
+
+    #[test]
+    fn fast_scrapes_confirm_over_the_pending_time_slow_ones_over_the_samples() {
+        let p = LifecycleParams::default();
+        let mut l = Lifecycle::default();
+        for t in 0..10 {
+            assert_eq!(l.observe(t * 1000, &score(0.9, 6.0), &p), None, "at {t} s");
+        }
         assert_eq!(
-            l.observe(2, &score(0.9, 8.0), &p),
+            l.observe(10_000, &score(0.9, 6.0), &p),
             Some(Transition::Fired(Severity::Critical))
+        );
+        let mut l = Lifecycle::default();
+        assert_eq!(l.observe(0, &score(0.9, 6.0), &p), None);
+        assert_eq!(
+            l.observe(15_000, &score(0.9, 6.0), &p),
+            Some(Transition::Fired(Severity::Critical))
+        );
+        // At 15 s scrapes it resolves after 30 s calm (three samples), not four samples.
+        for t in [30_000, 45_000] {
+            assert_eq!(l.observe(t, &score(0.1, 0.5), &p), None);
+        }
+        assert_eq!(
+            l.observe(60_000, &score(0.1, 0.5), &p),
+            Some(Transition::Resolved)
         );
     }
 }

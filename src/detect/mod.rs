@@ -182,11 +182,13 @@ pub struct DetectorState {
     pub novelty: NoveltyState,
     /// Samples seen since the baseline last (re)started.
     pub seen: u32,
-    /// Set by the store while the series is in a firing anomaly: the seasonal profile then
-    /// skips every sample off the band, not only the novel ones. Not saved: lifecycles start
-    /// empty on restore.
+    /// Set by the store while the series is in a firing anomaly: the band's baselines and the
+    /// seasonal profile then skip every sample off the band, so the band still describes
+    /// normal when the series returns and the anomaly resolves at once instead of waiting for
+    /// the band to crawl back (a lasting new level is adopted by the level-shift check). Not
+    /// saved: lifecycles start empty on restore.
     #[serde(skip)]
-    pub hold_season: bool,
+    pub in_anomaly: bool,
 }
 
 /// The k-th largest (1-based) of at most three values, by a sorting network: a general sort
@@ -322,14 +324,18 @@ impl DetectorState {
         let anomalous = pageable && score >= p.alert_threshold;
         let deviating = pageable && votes >= k;
 
-        // Learn. The band's baselines take every sample (winsorized), so a lasting level shift
-        // is adopted; the seasonal profile skips samples that are off the band and novel, or
-        // off the band while the series is in an anomaly (so a level shift not yet confirmed
-        // does not leak into the time-of-day means it will be measured against).
-        self.ewma
-            .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
-        self.robust.update(residual, self.ewma.std());
-        if !(deviating && (ratio > 1.0 || self.hold_season))
+        // Learn. Outside an anomaly the band's baselines take every sample (winsorized), so a
+        // drift that never fires is followed; inside one they skip the samples off the band
+        // (the level-shift check adopts a new level that lasts). The seasonal profile skips
+        // samples that are off the band and novel, or off the band while the series is in an
+        // anomaly (so a level shift not yet confirmed does not leak into the time-of-day means
+        // it will be measured against).
+        if !(deviating && self.in_anomaly) {
+            self.ewma
+                .update(residual, p.ewma_alpha, p.zscore_threshold, ewma_floor);
+            self.robust.update(residual, self.ewma.std());
+        }
+        if !(deviating && (ratio > 1.0 || self.in_anomaly))
             && let (Some(s), Some(phase)) = (self.seasonal.as_deref_mut(), phase)
         {
             s.update_at(phase, ts, x);

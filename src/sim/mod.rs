@@ -6,9 +6,11 @@
 
 pub mod cluster;
 pub mod demo;
+pub mod noisy;
 pub mod oncall;
 pub mod scenario;
 pub mod sender;
+pub mod trial;
 
 use crate::ingest::encode::TimeSeries;
 pub use scenario::{Incident, IncidentKind, Scenario};

@@ -555,7 +555,7 @@ impl Store {
             let transition = series
                 .lifecycle
                 .observe(ts, &score, &self.options.lifecycle);
-            series.detector.hold_season = series.lifecycle.is_firing();
+            series.detector.in_anomaly = series.lifecycle.is_firing();
             if let Some(t) = transition {
                 let (kind, severity, reason) = match t {
                     Transition::Fired(s) => {
@@ -1121,10 +1121,10 @@ impl Store {
         profile.trial = Some(Box::new(SeasonalProfile::discovered(period_ms, bins)));
     }
 
-    /// For a series whose latest anomaly started within its ring: if the ring shows a lasting
-    /// level shift that started it, reports it once (fired and at once resolved as adopted) and
-    /// moves the band to the new level, so the anomaly (if still firing) ends instead of waiting
-    /// for the band to crawl there.
+    /// For a series in a firing anomaly that started within its ring: if the ring shows a
+    /// lasting level shift that started it, reports it once (fired and at once resolved as
+    /// adopted) and moves the band to the new level, so the anomaly ends (the band skips an
+    /// anomaly's samples, so without this a new normal would page forever).
     fn adopt_level_shift(
         &self,
         series: &mut Series,
@@ -1132,7 +1132,9 @@ impl Store {
     ) -> Vec<AnomalyEvent> {
         let lc = &series.lifecycle;
         let oldest = series.last_ts.saturating_sub(self.retention_ms);
-        let recent = lc.started_ts != 0 && lc.started_ts > oldest;
+        // Only a firing anomaly can be a new level (the band skips its samples until adopted);
+        // one that resolved went back.
+        let recent = lc.is_firing() && lc.started_ts != 0 && lc.started_ts > oldest;
         if !recent || lc.shift_checked || series.cumulative || !series.detect {
             return Vec::new();
         }
@@ -1660,7 +1662,7 @@ mod tests {
     #[test]
     fn refits_past_the_budget_wait_and_are_counted() {
         const HOUR: i64 = 3_600_000;
-        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (4 * HOUR) as f64;
+        let leak = |ts: i64| 0.5 + 0.4 * ts as f64 / (3 * HOUR) as f64;
         let (events, deferred) = forecast_events_within("leaky", 60, leak, Duration::ZERO);
         assert!(events.is_empty(), "no refit ran: {events:?}");
         assert_eq!(deferred, 60, "one series deferred in each of the 60 checks");
@@ -1921,7 +1923,10 @@ mod tests {
         broken: std::ops::Range<i64>,
         p1_cpu: fn(f64) -> f64,
     ) -> Vec<(i64, AnomalyEvent)> {
-        let s = store(100);
+        let s = store_with(|o| {
+            o.max_series = 100;
+            o.services.enabled = true;
+        });
         let mut rng = fastrand::Rng::with_seed(12);
         let mut events = Vec::new();
         let minute = 4; // samples per minute at 15 s
