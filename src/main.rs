@@ -81,6 +81,9 @@ enum Command {
         /// Seeds to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
         seeds: Vec<u64>,
+        /// Scrape interval of the simulated exchange, in seconds.
+        #[arg(long, default_value_t = 1)]
+        step: u64,
         /// Print the reports as JSON.
         #[arg(long)]
         json: bool,
@@ -302,6 +305,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::NoiseTrial {
             config,
             seeds,
+            step,
             json,
         } => {
             let config = load(config.as_ref())?;
@@ -309,7 +313,11 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(async move {
                 let mut reports = Vec::new();
                 for seed in seeds {
-                    let report = sre_agent::sim::trial::run(config.clone(), seed)?;
+                    let report = sre_agent::sim::trial::run_at(
+                        config.clone(),
+                        seed,
+                        (step.clamp(1, 3600) * 1000) as i64,
+                    )?;
                     if !json {
                         print!("{}", report.render());
                     }

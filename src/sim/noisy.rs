@@ -9,7 +9,7 @@
 
 use crate::ingest::encode::TimeSeries;
 
-/// Scrape interval of this simulation.
+/// Default scrape interval of this simulation (the trial also runs it at 15 s).
 pub const STEP_MS: i64 = 1000;
 const MIN: i64 = 60_000;
 
@@ -146,10 +146,19 @@ pub struct NoisyExchange {
     /// Bursts begin at this rate per series per second.
     burst_rate: f64,
     pub bursts: u64,
+    /// Scrape interval (ms).
+    pub step_ms: i64,
 }
 
 impl NoisyExchange {
+    /// Scraped every second.
     pub fn new(seed: u64) -> Self {
+        Self::with_step(seed, STEP_MS)
+    }
+
+    /// Scraped every `step_ms` (the process runs in continuous time; only what is sampled
+    /// changes, so a 2–3 s burst shows in at most one 15 s scrape).
+    pub fn with_step(seed: u64, step_ms: i64) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut series = Vec::new();
         for (namespace, service, pods, specs) in SERVICES {
@@ -250,6 +259,7 @@ impl NoisyExchange {
             rng,
             burst_rate: 1.0 / 900.0,
             bursts: 0,
+            step_ms: step_ms.max(1),
         }
     }
 
@@ -271,14 +281,14 @@ impl NoisyExchange {
     /// One scrape of every series at `ts` (ms), `offset_ms` after the run began.
     pub fn step(&mut self, ts: i64, offset_ms: i64) -> Vec<TimeSeries> {
         let hours = offset_ms as f64 / 3_600_000.0;
-        let dt = STEP_MS as f64 / 1000.0;
+        let dt = self.step_ms as f64 / 1000.0;
         let mut out = Vec::with_capacity(self.series.len());
         for i in 0..self.series.len() {
             let effect = self.incident_effect(&self.series[i], offset_ms);
             let noisy = self.noisy_periods.iter().any(|p| {
                 p.service == self.series[i].service && (p.start_ms..p.end_ms).contains(&offset_ms)
             });
-            let begin_burst = self.rng.f64() < self.burst_rate;
+            let begin_burst = self.rng.f64() < self.burst_rate * dt;
             let burst_len = 2000 + 1000 * self.rng.i64(0..2);
             let z = normal(&mut self.rng);
             let dw = normal(&mut self.rng);

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::noisy::{NoisyExchange, STEP_MS};
+use super::noisy::NoisyExchange;
 use crate::Pipeline;
 use crate::config::Config;
 use crate::detect::book::AnomalyFilter;
@@ -39,6 +39,7 @@ pub struct TrialIncident {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialReport {
     pub seed: u64,
+    pub step_ms: i64,
     pub series: usize,
     pub samples: u64,
     pub bursts: u64,
@@ -80,8 +81,9 @@ impl TrialReport {
 
     pub fn render(&self) -> String {
         let mut out = format!(
-            "seed {}: {} series, {} samples, {} decoy bursts; {} pages, {} false ({:.1} %), {} off-target; detected {}/{}, median delay {}; resolved within 60 s: {}/{}\n",
+            "seed {} at {} s scrapes: {} series, {} samples, {} decoy bursts; {} pages, {} false ({:.1} %), {} off-target; detected {}/{}, median delay {}; resolved within 60 s: {}/{}\n",
             self.seed,
+            self.step_ms / 1000,
             self.series,
             self.samples,
             self.bursts,
@@ -126,8 +128,18 @@ fn ms_of(rfc: &str) -> Option<i64> {
 }
 
 /// Runs one seed to its end. Call inside a tokio runtime (the pipeline's notifiers need one).
-pub fn run(mut config: Config, seed: u64) -> Result<TrialReport, crate::BuildError> {
-    let mut exchange = NoisyExchange::new(seed);
+pub fn run(config: Config, seed: u64) -> Result<TrialReport, crate::BuildError> {
+    run_at(config, seed, super::noisy::STEP_MS)
+}
+
+/// [`run`] with the exchange scraped every `step_ms`.
+pub fn run_at(
+    mut config: Config,
+    seed: u64,
+    step_ms: i64,
+) -> Result<TrialReport, crate::BuildError> {
+    let mut exchange = NoisyExchange::with_step(seed, step_ms);
+    let step_ms = exchange.step_ms;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -143,7 +155,7 @@ pub fn run(mut config: Config, seed: u64) -> Result<TrialReport, crate::BuildErr
     config.rca.knowledge_persist = false;
     config.incidents.persist = false;
     config.auto_remediation.enabled = false;
-    let upkeep_every = (config.anomaly_detection.check_interval_seconds as i64 * 1000).max(STEP_MS);
+    let upkeep_every = (config.anomaly_detection.check_interval_seconds as i64 * 1000).max(step_ms);
     let pipeline = Pipeline::new(config)?;
     let mut samples = 0u64;
     let mut batch = pipeline.take_batch();
@@ -158,8 +170,8 @@ pub fn run(mut config: Config, seed: u64) -> Result<TrialReport, crate::BuildErr
             break;
         }
         pipeline.apply_batch(&mut batch);
-        offset += STEP_MS;
-        if offset % upkeep_every == 0 {
+        offset += step_ms;
+        if offset % upkeep_every < step_ms {
             pipeline.upkeep();
         }
     }
@@ -295,6 +307,7 @@ fn score(
         .collect();
     TrialReport {
         seed,
+        step_ms: exchange.step_ms,
         series: exchange.series_count(),
         samples,
         bursts: exchange.bursts,
