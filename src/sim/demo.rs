@@ -592,7 +592,8 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
     Ok(summary)
 }
 
-fn ms_of(rfc: &str) -> Option<i64> {
+/// Milliseconds since the epoch of an RFC 3339 time from the agent's API.
+pub(super) fn ms_of(rfc: &str) -> Option<i64> {
     humantime::parse_rfc3339_weak(rfc)
         .ok()?
         .duration_since(UNIX_EPOCH)

@@ -12,6 +12,8 @@ use crate::ingest::encode::TimeSeries;
 /// Default scrape interval of this simulation (the trial also runs it at 15 s).
 pub const STEP_MS: i64 = 1000;
 const MIN: i64 = 60_000;
+/// Pod names end in these, by pod index within the service.
+pub const POD_SUFFIXES: [&str; 3] = ["x7k2p", "m4n8q", "r9t3w"];
 
 /// How a series' noise behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,8 +164,8 @@ impl NoisyExchange {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut series = Vec::new();
         for (namespace, service, pods, specs) in SERVICES {
-            for pod in 0..pods {
-                let pod_name = format!("{service}-5c8d7f9b4-{}", ["x7k2p", "m4n8q", "r9t3w"][pod]);
+            for (pod, suffix) in POD_SUFFIXES.iter().enumerate().take(pods) {
+                let pod_name = format!("{service}-5c8d7f9b4-{}", suffix);
                 let instance = format!("10.43.{}.{}:9100", series.len() % 7, 20 + pod);
                 for &(metric, shape, base, sigma, growth) in specs {
                     let mut labels = vec![

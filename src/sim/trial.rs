@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::noisy::NoisyExchange;
+use super::demo::ms_of;
+use super::noisy::{NoisyExchange, POD_SUFFIXES};
 use crate::Pipeline;
 use crate::config::Config;
 use crate::detect::book::AnomalyFilter;
@@ -119,14 +120,6 @@ impl TrialReport {
     }
 }
 
-fn ms_of(rfc: &str) -> Option<i64> {
-    humantime::parse_rfc3339_weak(rfc)
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_millis() as i64)
-}
-
 /// Runs one seed to its end. Call inside a tokio runtime (the pipeline's notifiers need one).
 pub fn run(config: Config, seed: u64) -> Result<TrialReport, crate::BuildError> {
     run_at(config, seed, super::noisy::STEP_MS)
@@ -190,9 +183,7 @@ fn score(
     let anomalies = pipeline.book.list(&AnomalyFilter::default());
     let offset_of = |t: &str| ms_of(t).map(|t| t - base_ms);
     let pod_index = |pod: &str| -> Option<usize> {
-        ["x7k2p", "m4n8q", "r9t3w"]
-            .iter()
-            .position(|suffix| pod.ends_with(suffix))
+        POD_SUFFIXES.iter().position(|suffix| pod.ends_with(suffix))
     };
     let describe = |a: &crate::detect::book::Anomaly| {
         format!(
