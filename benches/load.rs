@@ -272,7 +272,7 @@ async fn run_against(
 
 fn main() {
     let o = opts();
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

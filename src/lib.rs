@@ -20,6 +20,8 @@ pub mod decide;
 pub mod detect;
 pub mod incident;
 pub mod ingest;
+pub mod model;
+pub mod net;
 pub mod notify;
 pub mod sim;
 pub mod store;
@@ -47,7 +49,7 @@ pub enum BuildError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Client(#[from] notify::http::ClientError),
+    Client(#[from] net::ClientError),
     #[error(transparent)]
     Rules(#[from] analyze::rules::RulesError),
     #[error(transparent)]
@@ -58,11 +60,7 @@ pub enum BuildError {
     Audit(#[from] act::audit::AuditError),
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use model::clock::now_ms as unix_ms;
 
 /// Resolved anomalies kept for the API after they end.
 const RESOLVED_HISTORY: usize = 10_000;
@@ -351,7 +349,7 @@ impl Pipeline {
             return Ok(());
         }
         // Per-request timeouts apply; the client's own is only a backstop.
-        let http = notify::http::client(Duration::from_secs(600))?;
+        let http = net::client(Duration::from_secs(600))?;
         for target in &defaults.targets {
             let mut scrape = ingest::scrape::TargetScrape::new(target, defaults);
             self.scrape_health.register(&scrape);
@@ -445,7 +443,7 @@ impl Pipeline {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        tracing::info!(url = %notify::http::redact_url(&options.url), lookback = ?options.lookback, "warm start: fetching history");
+        tracing::info!(url = %net::redact_url(&options.url), lookback = ?options.lookback, "warm start: fetching history");
         ingest::backfill::backfill(&self.store, &options, &selector, now_ms).await
     }
 

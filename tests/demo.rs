@@ -8,7 +8,7 @@ use sre_agent::sim::demo::{DemoOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_detects_every_injected_incident_without_false_alarms() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let mut config =
         sre_agent::Config::parse(sre_agent::config::DEFAULT_CONFIG, "test", |_| None).unwrap();
     // The knowledge base learns across runs; the test starts from an empty one.
@@ -125,7 +125,7 @@ async fn demo_detects_every_injected_incident_without_false_alarms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_keeps_its_state_in_a_data_dir_across_runs() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("sre-agent-demo-state-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut runs = Vec::new();

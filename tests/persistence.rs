@@ -20,7 +20,7 @@ async fn samples_seen(client: &reqwest::Client, port: u16) -> Option<u64> {
 
 #[tokio::test]
 async fn baselines_survive_a_restart_and_move_by_export_and_import() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let dir = scratch_dir("persistence");
     let _ = std::fs::remove_file(dir.join("baselines.jsonl"));
     let client = reqwest::Client::new();

@@ -25,7 +25,7 @@ async fn entries_round_trip_and_rank_by_similarity_in_qdrant() {
         eprintln!("skipping: QDRANT_URL is not set (no Qdrant server here)");
         return;
     };
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let collection = format!("sre_agent_test_{}", std::process::id());
     let api_key = std::env::var("QDRANT_API_KEY").unwrap_or_default();
     let q = QdrantKnowledge::connect(&url, &api_key, &collection)

@@ -390,7 +390,7 @@ fn k8s_event(
 #[cfg(feature = "kube")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_seen_in_kubernetes_events_makes_it_a_bad_deploy() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     // error_burst's onset is sample 110 of an hour that ends now.
     let onset = now_ms() - 3_600_000 + 110 * 15_000;
     let (api, seen) = fake_kubernetes(serde_json::json!([

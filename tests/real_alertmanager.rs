@@ -14,7 +14,7 @@ use sre_agent::ingest::encode::TimeSeries;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_receives_firing_then_resolved() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some(am) = real_binary(&["prometheus-alertmanager", "alertmanager"]) else {
         return;
     };

@@ -20,7 +20,7 @@ fn sample_lines(text: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_a_real_node_exporter_and_notices_when_it_dies() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some(exporter) = real_binary(&["prometheus-node-exporter", "node_exporter"]) else {
         return;
     };
@@ -99,7 +99,7 @@ async fn scrapes_a_real_node_exporter_and_notices_when_it_dies() {
     let series = |selector: String| {
         let agent = &agent;
         async move {
-            let q = sre_agent::notify::http::form_encode(&[("match", selector)]);
+            let q = sre_agent::net::form_encode(&[("match", selector)]);
             agent.get_json(&format!("/api/v1/series?{q}")).await
         }
     };

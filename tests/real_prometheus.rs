@@ -10,7 +10,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_with_basic_auth_and_counts_match() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some(prometheus) = real_binary(&["prometheus"]) else {
         return;
     };

@@ -18,7 +18,7 @@ const LABELS: &[(&str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_start_trains_baselines_from_prometheus_history() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some((_program, port, _dir)) = prometheus_receiver("prom-backfill").await else {
         return;
     };

@@ -21,7 +21,7 @@ async fn query(client: &reqwest::Client, port: u16, promql: &str) -> serde_json:
     client
         .post(format!("http://127.0.0.1:{port}/api/v1/query"))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(sre_agent::notify::http::form_encode(&[(
+        .body(sre_agent::net::form_encode(&[(
             "query",
             promql.to_string(),
         )]))
@@ -35,7 +35,7 @@ async fn query(client: &reqwest::Client, port: u16, promql: &str) -> serde_json:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writeback_lands_in_a_real_prometheus_and_promql_finds_the_anomaly() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some((program, port, dir)) = prometheus_receiver("prom-writeback").await else {
         return;
     };

@@ -53,7 +53,7 @@ fn live_config(api: &str) -> Config {
 }
 
 async fn agent_on(config: Config, with_executor: bool) -> Agent {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
     let mut executors: Vec<Arc<dyn Executor>> = Vec::new();
     if with_executor {

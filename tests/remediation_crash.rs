@@ -80,7 +80,7 @@ async fn a_plan_killed_mid_step_is_interrupted_never_rerun_and_nothing_audited_i
         ),
     )
     .unwrap();
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

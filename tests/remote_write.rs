@@ -317,7 +317,7 @@ async fn basic_auth_protects_the_write_endpoint() {
 #[tokio::test]
 async fn staleness_duplicates_out_of_order_nan_and_metadata_only() {
     let agent = Agent::start(test_config()).await;
-    let stale = f64::from_bits(sre_agent::store::STALE_NAN_BITS);
+    let stale = f64::from_bits(sre_agent::model::STALE_NAN_BITS);
     let r = agent
         .write_v1(&[series(
             "g",
@@ -498,7 +498,7 @@ async fn v2_native_histograms_are_counted_and_reported_as_not_written() {
 #[tokio::test]
 async fn v2_staleness_marker_marks_the_series_stale() {
     let agent = Agent::start(test_config()).await;
-    let stale = f64::from_bits(sre_agent::store::STALE_NAN_BITS);
+    let stale = f64::from_bits(sre_agent::model::STALE_NAN_BITS);
     let r = agent
         .write_v2(&[series("s", &[(1000, 1.0), (2000, stale)])])
         .await;

@@ -70,7 +70,7 @@ async fn prometheus_series(client: &reqwest::Client, port: u16) -> BTreeSet<Labe
     let body: serde_json::Value = client
         .post(format!("http://127.0.0.1:{port}/api/v1/series"))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(sre_agent::notify::http::form_encode(&[(
+        .body(sre_agent::net::form_encode(&[(
             "match[]",
             r#"{__name__=~".+"}"#.into(),
         )]))
@@ -90,7 +90,7 @@ async fn prometheus_series(client: &reqwest::Client, port: u16) -> BTreeSet<Labe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_sharded_by_hashmod_each_series_on_exactly_one() {
-    sre_agent::notify::http::install_crypto_provider();
+    sre_agent::net::install_crypto_provider();
     let Some(prometheus) = real_binary(&["prometheus"]) else {
         return;
     };

@@ -130,7 +130,7 @@ impl AuditLog {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = Record {
             seq: tail.seq + 1,
-            at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
+            at: crate::model::clock::rfc3339(std::time::SystemTime::now()),
             kind: kind.into(),
             actor: actor.into(),
             subject: subject.into(),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject};
 use crate::decide::plan::PlannedStep;
-use crate::notify::http::{backoff, redact_url};
+use crate::net::{backoff, redact_url};
 
 pub struct HttpExecutor {
     client: reqwest::Client,
@@ -18,9 +18,9 @@ pub struct HttpExecutor {
 }
 
 impl HttpExecutor {
-    pub fn new(timeout: Duration, retries: u32) -> Result<Self, crate::notify::http::ClientError> {
+    pub fn new(timeout: Duration, retries: u32) -> Result<Self, crate::net::ClientError> {
         Ok(Self {
-            client: crate::notify::http::client(timeout)?,
+            client: crate::net::client(timeout)?,
             retries,
         })
     }
@@ -64,10 +64,7 @@ impl HttpExecutor {
                         format!("{shown} answered {s}"),
                     )
                 }
-                Err(e) => (
-                    true,
-                    format!("{shown}: {}", crate::notify::webhook::without_url(&e)),
-                ),
+                Err(e) => (true, format!("{shown}: {}", crate::net::without_url(&e))),
             };
             if !retryable || attempt >= self.retries {
                 return Err(ActError::Failed(format!(

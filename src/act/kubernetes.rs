@@ -327,15 +327,5 @@ impl Executor for KubeExecutor {
 
 /// The client the config asks for: `kubernetes.api_url`, else in-cluster or `KUBECONFIG`.
 pub async fn client(config: &crate::config::KubernetesConfig) -> Result<kube::Client, String> {
-    if config.api_url.is_empty() {
-        kube::Client::try_default().await.map_err(|e| e.to_string())
-    } else {
-        let uri = config
-            .api_url
-            .parse::<http::Uri>()
-            .map_err(|e| format!("kubernetes.api_url: {e}"))?;
-        let mut c = kube::Config::new(uri);
-        c.read_timeout = Some(std::time::Duration::from_secs(10));
-        kube::Client::try_from(c).map_err(|e| e.to_string())
-    }
+    crate::net::kube::client(&config.api_url).await
 }

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{AuditError, AuditLog};
@@ -39,20 +38,8 @@ pub enum RemediationError {
     Audit(#[from] AuditError),
 }
 
-/// The approve and reject links of an approval request.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallbackLinks {
-    /// One link per approver still needed: each works once.
-    pub approve: Vec<String>,
-    pub reject: String,
-    pub expires_at: String,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::model::clock::now_ms;
+pub use crate::model::links::CallbackLinks;
 
 #[derive(Default)]
 struct Book {
@@ -359,7 +346,7 @@ impl Remediator {
         CallbackLinks {
             approve: (0..needed).map(|_| url(CallbackAction::Approve)).collect(),
             reject: url(CallbackAction::Reject),
-            expires_at: crate::detect::book::rfc3339_ms(plan.expires_ms),
+            expires_at: crate::model::clock::rfc3339_ms(plan.expires_ms),
         }
     }
 

@@ -23,7 +23,7 @@ pub async fn event_source(config: &KubernetesConfig) -> Option<Arc<dyn EventSour
     if !config.events {
         return None;
     }
-    let client = crate::act::kubernetes::client(config).await;
+    let client = crate::net::kube::client(&config.api_url).await;
     match client {
         Ok(client) => {
             tracing::info!("Kubernetes events: reading through the API server");

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{Hypothesis, prompts};
 use crate::config::LlmConfig;
 use crate::incident::Incident;
-use crate::notify::http::{ClientError, client};
+use crate::net::{ClientError, client};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -342,7 +342,7 @@ pub fn prompt(incident: &Incident, rca: &super::Rca, max_chars: usize) -> String
             f.peak,
             f.trough,
             f.onset_ms
-                .map_or("?".into(), crate::detect::book::rfc3339_ms),
+                .map_or("?".into(), crate::model::clock::rfc3339_ms),
             if f.anomalous { " (anomalous)" } else { "" }
         );
     }
@@ -357,7 +357,7 @@ pub fn prompt(incident: &Incident, rca: &super::Rca, max_chars: usize) -> String
             e.event_type,
             e.reason,
             e.object,
-            crate::detect::book::rfc3339_ms(e.ts_ms),
+            crate::model::clock::rfc3339_ms(e.ts_ms),
             e.message
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::notify::http::{backoff, client, form_encode, redact_url};
+use crate::net::{backoff, client, form_encode, redact_url};
 
 /// Pattern name → lower-case needles (any one counts). `http_5xx` is judged separately.
 pub const PATTERNS: [(&str, &[&str]); 5] = [
@@ -123,7 +123,7 @@ impl Loki {
         url: &str,
         timeout: Duration,
         limit: usize,
-    ) -> Result<Self, crate::notify::http::ClientError> {
+    ) -> Result<Self, crate::net::ClientError> {
         Ok(Self {
             http: client(timeout)?,
             url: url.trim_end_matches('/').to_string(),

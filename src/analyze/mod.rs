@@ -322,7 +322,7 @@ impl Analyzer {
             });
         }
         let mut rca = Rca {
-            analyzed_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
+            analyzed_at: crate::model::clock::rfc3339(std::time::SystemTime::now()),
             duration_ms: 0,
             hypotheses: rank(hypotheses),
             moved: all
@@ -462,12 +462,12 @@ fn first_movers(all: &[SeriesFact]) -> Vec<Hypothesis> {
             evidence: if followers.is_empty() {
                 vec![format!(
                     "onset at {}",
-                    crate::detect::book::rfc3339_ms(f.onset_ms.unwrap_or(0))
+                    crate::model::clock::rfc3339_ms(f.onset_ms.unwrap_or(0))
                 )]
             } else {
                 vec![format!(
                     "onset at {}, before {}",
-                    crate::detect::book::rfc3339_ms(f.onset_ms.unwrap_or(0)),
+                    crate::model::clock::rfc3339_ms(f.onset_ms.unwrap_or(0)),
                     followers.join(", ")
                 )]
             },

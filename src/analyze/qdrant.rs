@@ -29,7 +29,7 @@ impl QdrantKnowledge {
         let exists = client
             .collection_exists(collection)
             .await
-            .map_err(|e| format!("Qdrant at {}: {e}", crate::notify::http::redact_url(url)))?;
+            .map_err(|e| format!("Qdrant at {}: {e}", crate::net::redact_url(url)))?;
         if !exists {
             client
                 .create_collection(CreateCollectionBuilder::new(collection).vectors_config(

@@ -172,7 +172,7 @@ pub async fn add_runbook(
         cause: r.cause,
         actions: r.actions,
         outcome: String::new(),
-        created_at: crate::detect::book::rfc3339(std::time::SystemTime::now()),
+        created_at: crate::model::clock::rfc3339(std::time::SystemTime::now()),
     };
     let kb = p.analyzer.knowledge.clone();
     let written = entry.clone();
@@ -439,8 +439,8 @@ pub async fn metrics(State(p): Shared) -> Response {
             let _ = writeln!(
                 out,
                 "sre_agent_remediation_total{{action=\"{}\",result=\"{}\"}} {n}",
-                crate::writeback::escape(&action),
-                crate::writeback::escape(&result)
+                crate::model::labels::escape_value(&action),
+                crate::model::labels::escape_value(&result)
             );
         }
         let pending = p

@@ -21,7 +21,7 @@ pub(crate) mod test_support {
         category: &str,
     ) -> (crate::incident::IncidentBook, String) {
         use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind};
-        let labels = crate::store::labels::SeriesLabels::from_pairs(
+        let labels = crate::model::labels::SeriesLabels::from_pairs(
             [
                 ("__name__", "memory_usage"),
                 ("deployment", "risk-service"),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use thiserror::Error;
@@ -81,15 +81,7 @@ pub fn parse_anomaly_id(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix("ANO-")?, 16).ok()
 }
 
-/// RFC 3339 for a millisecond timestamp (clamped to the epoch).
-pub fn rfc3339_ms(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::model::clock::{rfc3339, rfc3339_ms};
 
 fn fmt_value(v: f64) -> String {
     if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 1e6) {
@@ -227,7 +219,7 @@ impl Anomaly {
             shift: e.shift,
             peer: e.peer,
             service: e.service.clone(),
-            series_id: crate::store::series_id(e.series_id),
+            series_id: crate::model::series_id(e.series_id),
             metric,
             labels: e.labels.to_map(),
             category: e.category.clone(),

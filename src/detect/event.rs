@@ -8,7 +8,7 @@ use super::lifecycle::Transition;
 use super::multivariate::ServiceDeviation;
 use super::peers::PeerDeviation;
 use super::{Score, Severity};
-use crate::store::labels::SeriesLabels;
+use crate::model::labels::SeriesLabels;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::detect::Score;
 use crate::detect::event::AnomalyKind;
-use crate::store::labels::SeriesLabels;
+use crate::model::labels::SeriesLabels;
 
 fn event(id: u64, kind: EventKind, labels: &[(&str, &str)], ts: i64) -> AnomalyEvent {
     let labels =

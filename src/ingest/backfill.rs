@@ -14,11 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::batch::hash_labels;
 use super::encode::{TimeSeries, encode_v1};
 use super::{Batch, remote_write_v1};
 use crate::config::Config;
-use crate::notify::http::{backoff, client, form_encode, redact_url};
+use crate::model::batch::hash_labels;
+use crate::net::{backoff, client, form_encode, redact_url};
 use crate::store::Store;
 
 /// Series per remote-write request built from a chunk.

@@ -14,8 +14,8 @@
 
 use thiserror::Error;
 
-use super::batch::{Batch, LabelSpan, MetricType, Span};
 use super::{MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
+use crate::model::batch::{Batch, LabelSpan, MetricType, Span};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("line {line}: {reason}")]

@@ -6,7 +6,6 @@
 //! store's job, and nothing here touches shared state.
 
 pub mod backfill;
-pub mod batch;
 pub mod encode;
 pub mod exposition;
 pub mod remote_write_v1;
@@ -16,7 +15,7 @@ pub mod scrape;
 pub mod snappy;
 pub mod wire;
 
-pub use batch::{Batch, LabelSpan, MetricType, SeriesEntry, Span};
+pub use crate::model::batch::{Batch, LabelSpan, MetricType, SeriesEntry, Span};
 
 use thiserror::Error;
 

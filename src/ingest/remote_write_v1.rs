@@ -1,8 +1,8 @@
 //! Remote write 1.0: `prometheus.WriteRequest` (see `proto/remote_write_v1.proto`).
 
-use super::batch::{LabelSpan, MetadataEntry, MetricType, Span};
 use super::wire::{Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT};
 use super::{Batch, DecodeError, MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
+use crate::model::batch::{LabelSpan, MetadataEntry, MetricType, Span};
 
 pub fn decode(batch: &mut Batch) -> Result<(), DecodeError> {
     batch.decode_with(decode_body)

@@ -4,9 +4,9 @@
 //! spans of the body, so a v2 series hashes to the same id as the same series sent over v1.
 //! Native histograms are counted and skipped (see README).
 
-use super::batch::{LabelSpan, MetricType, Span};
 use super::wire::{Reader, WIRE_LEN, WIRE_VARINT};
 use super::{Batch, DecodeError, MAX_SAMPLES_PER_REQUEST, MAX_SERIES_PER_REQUEST};
+use crate::model::batch::{LabelSpan, MetricType, Span};
 
 pub fn decode(batch: &mut Batch) -> Result<(), DecodeError> {
     batch.decode_with(decode_body)

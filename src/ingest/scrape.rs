@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::batch::{Batch, MetricType};
 use super::exposition;
 use crate::config::{ScrapeConfig, ScrapeTarget};
-use crate::store::STALE_NAN_BITS;
-use crate::writeback::escape;
+use crate::model::STALE_NAN_BITS;
+use crate::model::batch::{Batch, MetricType};
+use crate::model::labels::escape_value as escape;
 
 /// What Prometheus asks for; we parse text format 0.0.4 only.
 const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";

@@ -12,11 +12,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::Notice;
-use super::http::{ClientError, client, redact_url};
-use super::webhook::without_url;
 use crate::detect::Severity;
 use crate::detect::book::{Anomaly, rfc3339};
 use crate::detect::event::{AnomalyKind, EventKind};
+use crate::net::without_url;
+use crate::net::{ClientError, client, redact_url};
 use crate::telemetry::Telemetry;
 
 pub const ALERT_NAME: &str = "SREAgentAnomaly";

@@ -5,7 +5,6 @@
 //! retry with exponential backoff.
 
 pub mod alertmanager;
-pub mod http;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -41,7 +40,7 @@ pub enum WebhookMessage {
     Plan {
         event: &'static str,
         plan: Box<crate::decide::plan::Plan>,
-        links: Option<crate::act::remediator::CallbackLinks>,
+        links: Option<crate::model::links::CallbackLinks>,
     },
 }
 
@@ -60,7 +59,7 @@ impl Notifier {
     pub fn start(
         config: &crate::config::NotificationConfig,
         telemetry: Arc<Telemetry>,
-    ) -> Result<Self, http::ClientError> {
+    ) -> Result<Self, crate::net::ClientError> {
         let mut n = Self {
             telemetry: telemetry.clone(),
             ..Default::default()
@@ -128,7 +127,7 @@ impl Notifier {
         &self,
         event: &'static str,
         plan: crate::decide::plan::Plan,
-        links: Option<crate::act::remediator::CallbackLinks>,
+        links: Option<crate::model::links::CallbackLinks>,
     ) {
         if self.webhook_plans {
             let id = plan.id.clone();

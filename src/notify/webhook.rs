@@ -9,8 +9,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::WebhookMessage;
-use super::http::{ClientError, backoff, client, redact_url};
 use crate::detect::book::{Anomaly, rfc3339};
+use crate::net::{ClientError, backoff, client, redact_url, without_url};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Serialize)]
@@ -30,7 +30,7 @@ pub struct PlanPayload<'a> {
     pub plan: &'a crate::decide::plan::Plan,
     /// Approve and reject links (POST), on `plan.approval_requested` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callbacks: Option<&'a crate::act::remediator::CallbackLinks>,
+    pub callbacks: Option<&'a crate::model::links::CallbackLinks>,
     pub sent_at: String,
 }
 
@@ -150,33 +150,6 @@ impl WebhookWorker {
             self.telemetry.channel("webhook", "retried");
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
-        }
-    }
-}
-
-/// reqwest errors print the full URL; keep only the cause.
-pub(crate) fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.without_url_ref().to_string();
-    if let Some(src) = std::error::Error::source(e) {
-        msg = format!("{msg}: {src}");
-    }
-    msg
-}
-
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        if self.is_timeout() {
-            "timed out".into()
-        } else if self.is_connect() {
-            "connection failed".into()
-        } else if self.is_request() {
-            "request error".into()
-        } else {
-            "error".into()
         }
     }
 }

@@ -233,7 +233,7 @@ async fn start_receiver(
 ) -> Result<(SocketAddr, Arc<Mutex<Received>>), DemoError> {
     let received = Arc::new(Mutex::new(Received::default()));
     let sink = received.clone();
-    let http = crate::notify::http::client(Duration::from_secs(10))
+    let http = crate::net::client(Duration::from_secs(10))
         .map_err(|e| DemoError::Client(e.to_string()))?;
     let app = axum::Router::new().route(
         "/hook",
@@ -450,7 +450,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         );
     }
 
-    let client = crate::notify::http::client(Duration::from_secs(10))
+    let client = crate::net::client(Duration::from_secs(10))
         .map_err(|e| DemoError::Client(e.to_string()))?;
     let url = format!("http://{addr}/api/v1/write");
     let steps_per_cycle = (scenario.length_ms / STEP_MS) as u64;

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::Store;
-use super::labels::SeriesLabels;
 use super::matcher::Matcher;
 use crate::detect::DetectorState;
-use crate::ingest::batch::hash_labels;
+use crate::model::batch::hash_labels;
+use crate::model::labels::SeriesLabels;
 
 /// File name of the snapshot inside the data directory.
 pub const SNAPSHOT_FILE: &str = "baselines.jsonl";

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::labels::SeriesLabels;
+use crate::model::labels::SeriesLabels;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid series selector {selector:?}: {reason}")]

@@ -13,7 +13,7 @@
 pub mod baselines;
 pub mod bits;
 pub mod chunk;
-pub mod labels;
+pub use crate::model::labels;
 pub mod matcher;
 pub mod packed;
 pub mod ring;
@@ -34,14 +34,13 @@ use crate::detect::peers::{self, Member, PeerDeviation, PeerParams};
 use crate::detect::periods;
 use crate::detect::seasonal::SeasonalProfile;
 use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
-use crate::ingest::{Batch, MetricType, SeriesEntry};
+use crate::model::batch::{Batch, MetricType, SeriesEntry};
 
-use labels::SeriesLabels;
+use crate::model::labels::SeriesLabels;
 use matcher::Matcher;
 pub use series::Series;
 
-/// Prometheus' staleness marker: a NaN with this exact bit pattern.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+pub use crate::model::{STALE_NAN_BITS, series_id};
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -326,10 +325,6 @@ fn regular_interval(samples: &[(i64, f64)]) -> Option<i64> {
     let expected = typical.checked_mul(samples.len() as i64 - 1)?;
     let off = span.checked_sub(expected)?.checked_abs()?;
     (typical > 0 && off.saturating_mul(10) <= expected).then_some(typical)
-}
-
-pub fn series_id(hash: u64) -> String {
-    format!("{hash:016x}")
 }
 
 impl Store {

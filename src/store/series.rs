@@ -5,13 +5,13 @@ use crate::detect::lifecycle::Lifecycle;
 use crate::detect::rate::RateState;
 use crate::detect::{DetectorState, Score};
 
-use super::labels::SeriesLabels;
 use super::ring::Ring;
+use crate::model::labels::SeriesLabels;
 
 #[derive(Debug, Clone)]
 pub struct Series {
     pub hash: u64,
-    /// High half of the 128-bit label-set hash; see [`crate::ingest::SeriesEntry::hash_check`].
+    /// High half of the 128-bit label-set hash; see [`crate::model::batch::SeriesEntry::hash_check`].
     pub hash_check: u64,
     pub labels: SeriesLabels,
     /// Catalog class (`catalog::NO_CLASS` when none matched).

@@ -103,12 +103,7 @@ pub fn collect(store: &Store, all: bool) -> Vec<ExportSeries> {
     out
 }
 
-/// Escapes a label value for text exposition.
-pub(crate) fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use crate::model::labels::escape_value as escape;
 
 /// Appends the exported series in text exposition format.
 pub fn render(out: &mut String, series: &[ExportSeries]) {

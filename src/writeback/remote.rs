@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::config::WritebackConfig;
 use crate::ingest::encode::{compress, encode_v1};
-use crate::notify::http::{ClientError, backoff, client, redact_url};
+use crate::net::{ClientError, backoff, client, redact_url};
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 

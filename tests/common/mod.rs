@@ -35,7 +35,7 @@ impl Agent {
         events: Option<Arc<dyn sre_agent::analyze::events::EventSource>>,
         executors: Vec<Arc<dyn sre_agent::act::executor::Executor>>,
     ) -> Agent {
-        sre_agent::notify::http::install_crypto_provider();
+        sre_agent::net::install_crypto_provider();
         let pipeline = Pipeline::build(config, events, executors).expect("pipeline");
         pipeline.start_background().expect("background");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -212,10 +212,10 @@ impl Batch {
 
     /// Runs a decoder over `self.body` while it fills the other vectors (the body is moved out
     /// for the duration so the spans can borrow it).
-    pub(crate) fn decode_with(
+    pub(crate) fn decode_with<E>(
         &mut self,
-        decode: fn(&[u8], &mut Batch) -> Result<(), super::DecodeError>,
-    ) -> Result<(), super::DecodeError> {
+        decode: fn(&[u8], &mut Batch) -> Result<(), E>,
+    ) -> Result<(), E> {
         let body = std::mem::take(&mut self.body);
         let result = decode(&body, self);
         self.body = body;

@@ -138,6 +138,13 @@ impl SeriesLabels {
     }
 }
 
+/// Escapes a label value for text exposition.
+pub fn escape_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,9 @@
-//! Outbound HTTP client construction and URL redaction shared by notifiers and write-back.
+//! Outbound HTTP shared by every stage that calls out (notifiers, write-back, backfill, RCA
+//! sources, the HTTP executor): client construction, retry backoff, and redaction of URLs and
+//! errors so credentials in paths and queries never reach a log. Depends on no other layer.
+
+#[cfg(feature = "kube")]
+pub mod kube;
 
 use std::time::Duration;
 
@@ -61,6 +66,33 @@ pub fn form_encode(params: &[(&str, String)]) -> String {
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// reqwest errors print the full URL; keep only the cause.
+pub fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.without_url_ref().to_string();
+    if let Some(src) = std::error::Error::source(e) {
+        msg = format!("{msg}: {src}");
+    }
+    msg
+}
+
+trait WithoutUrlRef {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrlRef for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        if self.is_timeout() {
+            "timed out".into()
+        } else if self.is_connect() {
+            "connection failed".into()
+        } else if self.is_request() {
+            "request error".into()
+        } else {
+            "error".into()
+        }
+    }
 }
 
 #[cfg(test)]
