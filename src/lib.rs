@@ -152,7 +152,7 @@ impl Pipeline {
         }
         let knowledge = Arc::new(knowledge);
         let analyzer = analyze::Analyzer::new(
-            config.rca.params(),
+            analyze::AnalyzerParams::from_config(&config.rca),
             rules,
             store.clone(),
             events,
@@ -189,7 +189,9 @@ impl Pipeline {
             }
         });
         let (rca_queue, rca_receiver) = tokio::sync::mpsc::channel(config.rca.queue_size.max(1));
-        let incidents = Arc::new(incident::IncidentBook::new(config.incidents.params()));
+        let incidents = Arc::new(incident::IncidentBook::new(
+            incident::IncidentParams::from_config(&config.incidents),
+        ));
         let sample_clock = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
         let playbooks_dir = &config.auto_remediation.playbooks_dir;
         let playbooks = decide::playbooks::load(
@@ -440,11 +442,8 @@ impl Pipeline {
     ) -> Result<ingest::backfill::BackfillReport, ingest::backfill::BackfillError> {
         let options = ingest::backfill::BackfillOptions::from_config(&self.config);
         let selector = ingest::backfill::catalog_selector(&self.config)?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         tracing::info!(url = %net::redact_url(&options.url), lookback = ?options.lookback, "warm start: fetching history");
-        ingest::backfill::backfill(&self.store, &options, &selector, now_ms).await
+        ingest::backfill::backfill(&self.store, &options, &selector, unix_ms()).await
     }
 
     /// Where baselines are snapshotted, unless snapshots are off.

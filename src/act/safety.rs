@@ -162,7 +162,9 @@ mod tests {
     }
 
     fn incidents() -> IncidentBook {
-        IncidentBook::new(crate::config::IncidentsConfig::default().params())
+        IncidentBook::new(crate::incident::IncidentParams::from_config(
+            &crate::config::IncidentsConfig::default(),
+        ))
     }
 
     #[tokio::test]

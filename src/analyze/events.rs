@@ -6,23 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct ClusterEvent {
-    pub namespace: String,
-    /// e.g. ScalingReplicaSet, OOMKilled, BackOff, FailedScheduling.
-    pub reason: String,
-    /// Normal or Warning.
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// Kind/name of the object, e.g. `Deployment/api-gateway`.
-    pub object: String,
-    pub message: String,
-    /// When it (last) happened, ms.
-    pub ts_ms: i64,
-    pub count: u32,
-}
+pub use crate::model::rca::ClusterEvent;
 
 pub type EventsFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<ClusterEvent>, String>> + Send + 'a>>;

@@ -4,33 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::detect::robust::median;
 use crate::store::RecentSeries;
 
-/// One series around the incident.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct SeriesFact {
-    pub metric: String,
-    pub labels: BTreeMap<String, String>,
-    /// One of the incident's anomalous series.
-    pub anomalous: bool,
-    /// Its anomalies' kinds (anomaly, predicted_breach, level_shift, peer_outlier,
-    /// service_anomaly).
-    #[serde(deserialize_with = "crate::detect::event::static_kinds")]
-    pub kinds: Vec<crate::detect::event::KindName>,
-    pub cumulative: bool,
-    /// Sample time (ms) the series left its pre-incident level, if it did.
-    pub onset_ms: Option<i64>,
-    /// Over the incident (from the first anomaly's start, less a margin, to now).
-    pub peak: f64,
-    pub trough: f64,
-    /// Last minus first over the incident (for cumulative series, what happened in it).
-    pub increase: f64,
-    /// Median before the incident.
-    pub before: Option<f64>,
-}
+pub use crate::model::rca::SeriesFact;
 
 impl SeriesFact {
     /// The value thresholds compare: the increase for counters, else the peak (the trough when

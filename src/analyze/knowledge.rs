@@ -11,33 +11,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 /// Feature space size; collisions only blur similarity a little.
 const DIMENSIONS: u32 = 1 << 16;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Entry {
-    pub id: String,
-    /// `incident` or `runbook`.
-    pub kind: String,
-    pub title: String,
-    /// The signature as text: metrics, labels, evidence, root cause.
-    pub text: String,
-    #[serde(default)]
-    pub cause: String,
-    #[serde(default)]
-    pub actions: Vec<String>,
-    #[serde(default)]
-    pub outcome: String,
-    pub created_at: String,
-}
+pub use crate::model::rca::Entry;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Match {
-    pub entry: Entry,
-    pub similarity: f64,
-}
+pub use crate::model::rca::Match;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {

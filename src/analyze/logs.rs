@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::net::{backoff, client, form_encode, redact_url};
 
@@ -66,15 +66,7 @@ fn is_5xx(lower: &str) -> bool {
             .any(|t| t.len() == 3 && t.starts_with('5') && t.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// What the logs said about an incident.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogSummary {
-    pub query: String,
-    pub lines: usize,
-    pub counts: BTreeMap<String, u64>,
-    /// A few matching lines, newest first.
-    pub samples: Vec<String>,
-}
+pub use crate::model::rca::LogSummary;
 
 #[derive(Debug, thiserror::Error)]
 #[error("Loki query_range on {url} failed: {reason}")]

@@ -24,47 +24,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::incident::Incident;
 use crate::store::Store;
 use crate::store::matcher::Matcher;
 use events::{ClusterEvent, EventSource};
 use facts::SeriesFact;
-use logs::{LogSummary, Loki};
-use rules::{Inputs, Remediation, RulesFile};
+use logs::Loki;
+use rules::{Inputs, RulesFile};
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Hypothesis {
-    /// Short id of the cause (e.g. `cpu_saturation`), what playbooks match on.
-    pub cause: String,
-    pub root_cause: String,
-    /// In (0, 1); hypotheses are ranked by it.
-    pub confidence: f64,
-    /// `rule:<id>`, `correlation`, …
-    pub source: String,
-    pub evidence: Vec<String>,
-    pub remediation: Vec<Remediation>,
-}
+pub use crate::model::rca::Hypothesis;
 
-/// The result of one analysis of an incident.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Rca {
-    pub analyzed_at: String,
-    pub duration_ms: u64,
-    /// Best first.
-    pub hypotheses: Vec<Hypothesis>,
-    /// The series of the incident's group that moved, in order of onset.
-    pub moved: Vec<SeriesFact>,
-    pub events: Vec<ClusterEvent>,
-    pub logs: Option<LogSummary>,
-    /// Similar past incidents and runbooks from the knowledge base.
-    pub similar: Vec<knowledge::Match>,
-    /// The LLM's summary, when one was asked and answered.
-    pub llm_summary: Option<String>,
-    /// What was skipped or failed, and why.
-    pub notes: Vec<String>,
-}
+pub use crate::model::rca::Rca;
 
 impl Rca {
     pub fn top(&self) -> Option<&Hypothesis> {
@@ -82,6 +52,17 @@ pub struct AnalyzerParams {
     pub budget: Duration,
     /// Series of a group read at most.
     pub max_series: usize,
+}
+
+impl AnalyzerParams {
+    pub fn from_config(c: &crate::config::RcaConfig) -> Self {
+        Self {
+            lookback: c.lookback,
+            events_lookback: c.events_lookback,
+            budget: c.budget,
+            max_series: 2000,
+        }
+    }
 }
 
 impl Default for AnalyzerParams {

@@ -106,13 +106,7 @@ pub enum Scope {
     Service,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Remediation {
-    pub action: String,
-    #[serde(default)]
-    pub target: String,
-}
+pub use crate::model::rca::Remediation;
 
 impl RulesFile {
     /// Parses and validates; every problem is reported at once, each naming its rule.

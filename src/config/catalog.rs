@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{ClassParams, Direction};
+use crate::model::kind::{ClassParams, Direction};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

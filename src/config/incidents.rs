@@ -44,12 +44,4 @@ impl IncidentsConfig {
         }
         p
     }
-
-    pub fn params(&self) -> crate::incident::IncidentParams {
-        crate::incident::IncidentParams {
-            group_by: self.group_by.clone(),
-            window: self.window,
-            max_resolved: 10_000,
-        }
-    }
 }

@@ -27,10 +27,9 @@ pub use rca::RcaConfig;
 pub use scrape::{ScrapeConfig, ScrapeTarget};
 pub use secret::Secret;
 
-use crate::detect::DetectParams;
-use crate::detect::drift::DriftParams;
-use crate::detect::lifecycle::LifecycleParams;
-use crate::detect::novelty::NoveltyParams;
+/// The score threshold the NAB scorer picks for the standard profile on the development split
+/// (`scripts/nab.sh`), so what is measured is what runs.
+pub const DEFAULT_ALERT_THRESHOLD: f64 = 0.7272;
 
 /// The default configuration, shipped in the binary.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/config.yaml");
@@ -251,74 +250,28 @@ pub struct DetectionConfig {
 
 impl Default for DetectionConfig {
     fn default() -> Self {
-        let d = DetectParams::default();
-        let l = LifecycleParams::default();
+        // The same numbers as the detectors' own defaults (`detect::params` tests that they
+        // agree), written out so config depends on no stage.
         Self {
             check_interval_seconds: 60,
             refit_budget: Duration::from_secs(1),
-            zscore_threshold: d.zscore_threshold,
-            mad_threshold: d.mad_threshold,
-            ensemble_min_votes: d.min_votes,
-            warmup_samples: d.warmup_samples,
-            ewma_alpha: d.ewma_alpha,
-            alert_threshold: d.alert_threshold,
-            pending_samples: l.pending_samples,
-            pending_for: Duration::from_millis(l.pending_ms as u64),
-            resolve_samples: l.resolve_samples,
-            resolve_after: Duration::from_millis(l.resolve_ms as u64),
-            resolve_ratio: l.resolve_ratio,
+            zscore_threshold: 3.0,
+            mad_threshold: 3.5,
+            ensemble_min_votes: 2,
+            warmup_samples: 30,
+            ewma_alpha: 0.02,
+            alert_threshold: DEFAULT_ALERT_THRESHOLD,
+            pending_samples: 2,
+            pending_for: Duration::from_secs(10),
+            resolve_samples: 4,
+            resolve_after: Duration::from_secs(30),
+            resolve_ratio: 0.8,
             only_catalog: false,
             seasonality: SeasonalityConfig::default(),
             novelty: NoveltyConfig::default(),
             forecast: ForecastConfig::default(),
             peers: PeersConfig::default(),
             services: ServicesConfig::default(),
-        }
-    }
-}
-
-impl DetectionConfig {
-    pub fn detect_params(&self) -> DetectParams {
-        DetectParams {
-            zscore_threshold: self.zscore_threshold,
-            mad_threshold: self.mad_threshold,
-            min_votes: self.ensemble_min_votes,
-            warmup_samples: self.warmup_samples,
-            ewma_alpha: self.ewma_alpha,
-            alert_threshold: self.alert_threshold,
-            seasonal_period_ms: self.seasonality.period.as_millis() as i64,
-            seasonal_bins: self.seasonality.bins,
-            seasonal_enabled: self.seasonality.enabled,
-            period_discovery_strength: if self.seasonality.discover {
-                self.seasonality.discover_min_strength
-            } else {
-                0.0
-            },
-            novelty: NoveltyParams {
-                range_unit: self.novelty.range_unit,
-                density_unit: self.novelty.density_unit,
-                memory_ms: self.novelty.memory.as_millis() as f64,
-                context_learning_rate: self.novelty.context_learning_rate,
-                stuck_factor: self.novelty.stuck_factor,
-                stuck_min_samples: self.novelty.stuck_min_samples,
-                drift: DriftParams {
-                    alpha: self.novelty.drift_alpha,
-                    unit: self.novelty.drift_unit,
-                    travel_unit: self.novelty.drift_travel_unit,
-                    report_ratio: crate::detect::ratio_at(self.alert_threshold),
-                },
-            },
-        }
-    }
-
-    pub fn lifecycle_params(&self) -> LifecycleParams {
-        LifecycleParams {
-            pending_samples: self.pending_samples,
-            pending_ms: self.pending_for.as_millis().min(i64::MAX as u128) as i64,
-            resolve_samples: self.resolve_samples,
-            resolve_ms: self.resolve_after.as_millis().min(i64::MAX as u128) as i64,
-            resolve_ratio: self.resolve_ratio,
-            alert_threshold: self.alert_threshold,
         }
     }
 }
@@ -335,12 +288,11 @@ pub struct PeersConfig {
 
 impl Default for PeersConfig {
     fn default() -> Self {
-        let p = crate::detect::peers::PeerParams::default();
         Self {
-            enabled: p.enabled,
-            group_by: p.group_by,
-            min_group: p.min_group,
-            threshold_sigmas: p.threshold_sigmas,
+            enabled: true,
+            group_by: vec!["namespace".into(), "deployment".into()],
+            min_group: 3,
+            threshold_sigmas: 5.0,
         }
     }
 }
@@ -362,13 +314,15 @@ pub struct ServicesConfig {
 
 impl Default for ServicesConfig {
     fn default() -> Self {
-        let p = crate::detect::multivariate::ServiceParams::default();
         Self {
-            enabled: p.enabled,
-            group_by: p.group_by,
-            bucket: Duration::from_millis(p.bucket_ms as u64),
-            min_history: p.min_history,
-            threshold_sigmas: p.threshold_sigmas,
+            // Opt-in: on the noise trial (`sre-agent noise-trial`) it paged only incidents the
+            // per-series detectors had paged 50 s before, never one alone, and its one-minute
+            // buckets held each incident's mitigated notice back by two to three minutes.
+            enabled: false,
+            group_by: vec!["namespace".into(), "service".into()],
+            bucket: Duration::from_secs(60),
+            min_history: 30,
+            threshold_sigmas: 6.0,
         }
     }
 }
@@ -422,17 +376,16 @@ pub struct NoveltyConfig {
 
 impl Default for NoveltyConfig {
     fn default() -> Self {
-        let n = NoveltyParams::default();
         Self {
-            range_unit: n.range_unit,
-            density_unit: n.density_unit,
-            memory: Duration::from_millis(n.memory_ms as u64),
-            context_learning_rate: n.context_learning_rate,
-            stuck_factor: n.stuck_factor,
-            stuck_min_samples: n.stuck_min_samples,
-            drift_alpha: n.drift.alpha,
-            drift_unit: n.drift.unit,
-            drift_travel_unit: n.drift.travel_unit,
+            range_unit: 0.2,
+            density_unit: 3.0,
+            memory: Duration::from_secs(7 * 86_400),
+            context_learning_rate: 0.1,
+            stuck_factor: 3.0,
+            stuck_min_samples: 12,
+            drift_alpha: 0.1,
+            drift_unit: 0.01,
+            drift_travel_unit: 0.4,
         }
     }
 }

@@ -65,13 +65,4 @@ impl RcaConfig {
         }
         p
     }
-
-    pub fn params(&self) -> crate::analyze::AnalyzerParams {
-        crate::analyze::AnalyzerParams {
-            lookback: self.lookback,
-            events_lookback: self.events_lookback,
-            budget: self.budget,
-            max_series: 2000,
-        }
-    }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Secret, duration};
-use crate::decide::risk::{RiskThresholds, RiskWeights};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -163,5 +162,45 @@ impl RemediationConfig {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect()
+    }
+}
+
+/// Weights of the risk score's four parts (`decide::risk` computes it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskWeights {
+    pub severity: f64,
+    pub urgency: f64,
+    pub impact: f64,
+    pub complexity: f64,
+}
+
+impl Default for RiskWeights {
+    fn default() -> Self {
+        Self {
+            severity: 0.35,
+            urgency: 0.25,
+            impact: 0.25,
+            complexity: 0.15,
+        }
+    }
+}
+
+/// Upper bounds of the AUTO, SEMI_AUTO and MANUAL levels (the seed's 0.4, 0.6, 0.8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskThresholds {
+    pub auto: f64,
+    pub semi_auto: f64,
+    pub manual: f64,
+}
+
+impl Default for RiskThresholds {
+    fn default() -> Self {
+        Self {
+            auto: 0.4,
+            semi_auto: 0.6,
+            manual: 0.8,
+        }
     }
 }

@@ -5,27 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::remediation::{RiskThresholds, RiskWeights};
 use crate::detect::Severity;
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RiskWeights {
-    pub severity: f64,
-    pub urgency: f64,
-    pub impact: f64,
-    pub complexity: f64,
-}
-
-impl Default for RiskWeights {
-    fn default() -> Self {
-        Self {
-            severity: 0.35,
-            urgency: 0.25,
-            impact: 0.25,
-            complexity: 0.15,
-        }
-    }
-}
 
 impl RiskWeights {
     pub fn problems(&self) -> Vec<String> {
@@ -41,25 +22,6 @@ impl RiskWeights {
             ));
         }
         p
-    }
-}
-
-/// Upper bounds of the AUTO, SEMI_AUTO and MANUAL levels (the seed's 0.4, 0.6, 0.8).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RiskThresholds {
-    pub auto: f64,
-    pub semi_auto: f64,
-    pub manual: f64,
-}
-
-impl Default for RiskThresholds {
-    fn default() -> Self {
-        Self {
-            auto: 0.4,
-            semi_auto: 0.6,
-            manual: 0.8,
-        }
     }
 }
 

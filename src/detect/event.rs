@@ -28,70 +28,7 @@ impl From<Transition> for EventKind {
     }
 }
 
-/// What was found: a sample beyond the series' history, or a forecast crossing a threshold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnomalyKind {
-    #[default]
-    Anomaly,
-    PredictedBreach,
-    /// A lasting change of level; the band adopts it.
-    LevelShift,
-    /// A series unlike its peers (the other pods of its deployment).
-    PeerOutlier,
-    /// A service whose key metrics together are unusual (on the series of the metric that
-    /// contributes most).
-    ServiceAnomaly,
-}
-
-impl AnomalyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Anomaly => "anomaly",
-            Self::PredictedBreach => "predicted_breach",
-            Self::LevelShift => "level_shift",
-            Self::PeerOutlier => "peer_outlier",
-            Self::ServiceAnomaly => "service_anomaly",
-        }
-    }
-}
-
-impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 5] = [
-        Self::Anomaly,
-        Self::PredictedBreach,
-        Self::LevelShift,
-        Self::PeerOutlier,
-        Self::ServiceAnomaly,
-    ];
-
-    /// The kind named `name`; unknown names (from a newer version's state file) read as
-    /// `anomaly`.
-    pub fn from_name(name: &str) -> Self {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == name)
-            .unwrap_or_default()
-    }
-}
-
-/// A kind's name. An alias, not `&'static str` written out: serde would borrow a field
-/// spelled `&str` from its input instead of using [`static_kind`].
-pub type KindName = &'static str;
-
-/// Reads a kind name stored as `&'static str` (restored incidents and RCA facts).
-pub fn static_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-    let name: String = serde::Deserialize::deserialize(d)?;
-    Ok(AnomalyKind::from_name(&name).as_str())
-}
-
-pub fn static_kinds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
-    let names: Vec<String> = serde::Deserialize::deserialize(d)?;
-    Ok(names
-        .iter()
-        .map(|n| AnomalyKind::from_name(n).as_str())
-        .collect())
-}
+pub use crate::model::kind::{AnomalyKind, KindName, static_kind, static_kinds};
 
 /// Why an anomaly resolved, when it did not simply calm down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -19,6 +19,7 @@ pub mod forecast;
 pub mod lifecycle;
 pub mod multivariate;
 pub mod novelty;
+pub mod params;
 pub mod peers;
 pub mod periods;
 pub mod rate;
@@ -33,57 +34,9 @@ use novelty::{NoveltyParams, NoveltyState};
 use robust::RobustStats;
 use seasonal::SeasonalProfile;
 
-/// Which side of the baseline counts as anomalous for a metric class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Above,
-    Below,
-    #[default]
-    Both,
-}
+pub use crate::model::kind::{ClassParams, Direction, Severity};
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// The seed's grading: < 3σ low, 3–4 medium, 4–5 high, ≥ 5 critical.
-    pub fn from_sigma(sigma: f64) -> Self {
-        if sigma >= 5.0 {
-            Self::Critical
-        } else if sigma >= 4.0 {
-            Self::High
-        } else if sigma >= 3.0 {
-            Self::Medium
-        } else {
-            Self::Low
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
-}
-
-/// The threshold the NAB scorer picks for the standard profile on the development split
-/// (`scripts/nab.sh`), so what is measured is what runs.
-pub const DEFAULT_ALERT_THRESHOLD: f64 = 0.7272;
+pub use crate::config::DEFAULT_ALERT_THRESHOLD;
 
 /// The novelty ratio that a score of `threshold` stands for (score = ratio / (1 + ratio)).
 pub fn ratio_at(threshold: f64) -> f64 {
@@ -125,14 +78,6 @@ impl Default for DetectParams {
             novelty: NoveltyParams::default(),
         }
     }
-}
-
-/// Per metric class: which direction matters and how large a move must be to page anyone.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClassParams {
-    pub direction: Direction,
-    pub min_abs_deviation: f64,
-    pub min_rel_deviation: f64,
 }
 
 /// The outcome of one sample.

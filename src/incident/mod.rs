@@ -29,6 +29,16 @@ pub struct IncidentParams {
     pub max_resolved: usize,
 }
 
+impl IncidentParams {
+    pub fn from_config(c: &crate::config::IncidentsConfig) -> Self {
+        Self {
+            group_by: c.group_by.clone(),
+            window: c.window,
+            max_resolved: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentState {
@@ -69,7 +79,7 @@ pub struct Incident {
     pub anomalies_firing: usize,
     pub anomalies: Vec<Member>,
     /// The latest root-cause analysis, once one has run.
-    pub rca: Option<crate::analyze::Rca>,
+    pub rca: Option<crate::model::rca::Rca>,
     /// Plans made for it and how they ended.
     pub remediation: Vec<RemediationNote>,
     #[serde(skip)]
@@ -357,7 +367,7 @@ impl IncidentBook {
     }
 
     /// Stores an analysis result; true when its top cause differs from the previous one's.
-    pub fn set_rca(&self, id: &str, rca: crate::analyze::Rca) -> bool {
+    pub fn set_rca(&self, id: &str, rca: crate::model::rca::Rca) -> bool {
         let Some(raw) = id
             .strip_prefix("INC-")
             .and_then(|h| u64::from_str_radix(h, 16).ok())
@@ -369,7 +379,7 @@ impl IncidentBook {
             return false;
         };
         let cause =
-            |r: Option<&crate::analyze::Rca>| r.and_then(|r| r.top().map(|h| h.cause.clone()));
+            |r: Option<&crate::model::rca::Rca>| r.and_then(|r| r.top().map(|h| h.cause.clone()));
         let changed = cause(i.rca.as_ref()) != cause(Some(&rca));
         i.rca = Some(rca);
         changed

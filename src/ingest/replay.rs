@@ -157,8 +157,8 @@ fn store_options(config: &Config) -> StoreOptions {
         retention: config.store.retention,
         // Replay runs far faster than sample time; nothing is idle.
         idle_timeout: std::time::Duration::from_secs(u64::from(u32::MAX)),
-        detect: d.detect_params(),
-        lifecycle: d.lifecycle_params(),
+        detect: crate::detect::DetectParams::from_config(d),
+        lifecycle: crate::detect::lifecycle::LifecycleParams::from_config(d),
         only_catalog: false,
         // Replay scores samples; forecasts need wall-clock refits and a ring of live history.
         forecast: crate::detect::forecast::ForecastParams {

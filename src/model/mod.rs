@@ -4,8 +4,10 @@
 
 pub mod batch;
 pub mod clock;
+pub mod kind;
 pub mod labels;
 pub mod links;
+pub mod rca;
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

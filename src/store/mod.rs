@@ -68,8 +68,8 @@ impl StoreOptions {
             max_series: config.store.max_series,
             retention: config.store.retention,
             idle_timeout: config.store.series_idle_timeout,
-            detect: d.detect_params(),
-            lifecycle: d.lifecycle_params(),
+            detect: crate::detect::DetectParams::from_config(d),
+            lifecycle: crate::detect::lifecycle::LifecycleParams::from_config(d),
             only_catalog: d.only_catalog,
             forecast: ForecastParams {
                 enabled: d.forecast.enabled,
@@ -81,19 +81,8 @@ impl StoreOptions {
                     .collect(),
                 refit_ms: d.forecast.refit_interval.as_millis() as i64,
             },
-            peers: PeerParams {
-                enabled: d.peers.enabled,
-                group_by: d.peers.group_by.clone(),
-                min_group: d.peers.min_group,
-                threshold_sigmas: d.peers.threshold_sigmas,
-            },
-            services: ServiceParams {
-                enabled: d.services.enabled,
-                group_by: d.services.group_by.clone(),
-                bucket_ms: d.services.bucket.as_millis() as i64,
-                min_history: d.services.min_history,
-                threshold_sigmas: d.services.threshold_sigmas,
-            },
+            peers: PeerParams::from_config(&d.peers),
+            services: ServiceParams::from_config(&d.services),
             refit_budget: d
                 .refit_budget
                 .min(Duration::from_secs(d.check_interval_seconds.max(1)) / 2),
