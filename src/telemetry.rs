@@ -242,7 +242,7 @@ impl Telemetry {
             "# HELP sre_agent_anomalies_firing Firing anomalies by category, kind and severity.\n# TYPE sre_agent_anomalies_firing gauge"
         );
         for ((category, kind, severity), n) in breakdown {
-            let category = category.replace('\\', "\\\\").replace('"', "\\\"");
+            let category = crate::model::labels::escape_value(category);
             let _ = writeln!(
                 out,
                 "sre_agent_anomalies_firing{{category=\"{category}\",kind=\"{kind}\",severity=\"{severity}\"}} {n}"

@@ -102,7 +102,7 @@ struct Stream {
 pub fn logql(labels: &BTreeMap<String, String>) -> String {
     let matchers: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .map(|(k, v)| format!("{k}=\"{}\"", crate::model::labels::escape_value(v)))
         .collect();
     format!(
         "{{{}}} |~ \"(?i)(timeout|timed out|deadline exceeded|out of memory|oom|refused|connection reset|panic|fatal| 5[0-9][0-9] |status=5)\"",

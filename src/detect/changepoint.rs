@@ -88,9 +88,7 @@ pub fn level_shift(samples: &[(i64, f64)]) -> Option<Shift> {
 }
 
 fn median_mad(mut v: Vec<f64>) -> (f64, f64) {
-    let mid = median(&mut v);
-    let mut dev: Vec<f64> = v.iter().map(|x| (x - mid).abs()).collect();
-    (mid, median(&mut dev))
+    super::robust::median_and_mad(&mut v)
 }
 
 #[cfg(test)]

@@ -54,27 +54,36 @@ impl RobustStats {
 /// Exact median of a batch (sorts `v` in place; 0 for an empty batch). For periodic work off
 /// the hot path; the per-sample tracker is [`RobustStats`].
 /// Median and median absolute deviation of `v` (reordered and overwritten with the deviations),
-/// by selection rather than a sort; (0, 0) when empty. The upper median for an even count.
+/// by selection rather than a sort; (0, 0) when empty. The one median rule of the crate: the
+/// mean of the two middle values for an even count.
 pub fn median_and_mad(v: &mut [f64]) -> (f64, f64) {
     if v.is_empty() {
         return (0.0, 0.0);
     }
-    let middle = v.len() / 2;
-    let mid = *v.select_nth_unstable_by(middle, f64::total_cmp).1;
+    let mid = median(v);
     for x in v.iter_mut() {
         *x = (*x - mid).abs();
     }
-    (mid, *v.select_nth_unstable_by(middle, f64::total_cmp).1)
+    (mid, median(v))
 }
 
+/// Median of `v` (reordered) by selection; 0 when empty; even counts average the middle two.
 pub fn median(v: &mut [f64]) -> f64 {
-    v.sort_unstable_by(f64::total_cmp);
     let n = v.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    if n == 0 {
+        return 0.0;
     }
+    let (below, upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        return upper;
+    }
+    let lower = below
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .unwrap_or(upper);
+    0.5 * (lower + upper)
 }
 
 #[cfg(test)]
@@ -86,6 +95,10 @@ mod tests {
         let mut v = [9.0, 1.0, 3.0, 100.0, 2.0];
         assert_eq!(median_and_mad(&mut v), (3.0, 2.0));
         assert_eq!(median_and_mad(&mut []), (0.0, 0.0));
+        // Even counts: the mean of the middle two, for the median and for the MAD.
+        let mut even = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(median_and_mad(&mut even), (2.5, 1.0));
+        assert_eq!(median(&mut [7.0]), 7.0);
     }
 
     #[test]

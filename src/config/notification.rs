@@ -1,0 +1,71 @@
+//! `notification`: webhooks and Alertmanager.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationConfig {
+    pub webhook: WebhookConfig,
+    pub alertmanager: AlertmanagerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    /// What is sent: `incident` (opened, analyzed, mitigated, resolved: one page per incident)
+    /// and/or `anomaly` (every firing, escalation and resolve of every series).
+    pub events: Vec<WebhookEvents>,
+    pub timeout_seconds: u64,
+    pub queue_size: usize,
+    pub max_retries: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            events: vec![WebhookEvents::Incident, WebhookEvents::Plan],
+            timeout_seconds: 10,
+            queue_size: 4096,
+            max_retries: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookEvents {
+    Incident,
+    Anomaly,
+    /// Plans: approval requests (with callback links) and outcomes.
+    Plan,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    #[serde(deserialize_with = "duration::nullable_string")]
+    pub url: String,
+    /// Firing alerts are re-posted this often, well inside Alertmanager's 5 min resolve_timeout.
+    #[serde(with = "duration")]
+    pub resend_interval: Duration,
+    pub timeout_seconds: u64,
+    pub queue_size: usize,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            resend_interval: Duration::from_secs(60),
+            timeout_seconds: 10,
+            queue_size: 4096,
+        }
+    }
+}
