@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject};
 use crate::decide::plan::PlannedStep;
-use crate::net::{backoff, redact_url};
+use crate::net::{delay, redact_url, retry_after, retryable_status};
 
 pub struct HttpExecutor {
     client: reqwest::Client,
@@ -55,16 +55,21 @@ impl HttpExecutor {
         let mut attempt = 0;
         loop {
             let outcome = self.client.post(url).json(&body).send().await;
-            let (retryable, why) = match outcome {
+            let (retryable, hint, why) = match outcome {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => {
                     let s = r.status();
                     (
-                        s.is_server_error() || s.as_u16() == 408 || s.as_u16() == 429,
+                        retryable_status(s),
+                        retry_after(r.headers()),
                         format!("{shown} answered {s}"),
                     )
                 }
-                Err(e) => (true, format!("{shown}: {}", crate::net::without_url(&e))),
+                Err(e) => (
+                    true,
+                    None,
+                    format!("{shown}: {}", crate::net::without_url(&e)),
+                ),
             };
             if !retryable || attempt >= self.retries {
                 return Err(ActError::Failed(format!(
@@ -72,7 +77,7 @@ impl HttpExecutor {
                     attempt + 1
                 )));
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(delay(attempt, hint)).await;
             attempt += 1;
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::net::{backoff, client, form_encode, redact_url};
+use crate::net::{client, delay, form_encode, redact_url, retry_after, retryable_status};
 
 /// Pattern name → lower-case needles (any one counts). `http_5xx` is judged separately.
 pub const PATTERNS: [(&str, &[&str]); 5] = [
@@ -145,9 +145,10 @@ impl Loki {
             ("direction", "backward".to_string()),
         ];
         let mut last = String::new();
+        let mut hint = None;
         for attempt in 0..=self.retries {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt - 1)).await;
+                tokio::time::sleep(delay(attempt - 1, hint.take())).await;
             }
             let sent = self
                 .http
@@ -164,11 +165,12 @@ impl Loki {
                 }
             };
             let status = response.status();
+            hint = retry_after(response.headers());
             let body = response
                 .bytes()
                 .await
                 .map_err(|e| err(e.without_url().to_string()))?;
-            if status.is_server_error() || status.as_u16() == 429 {
+            if retryable_status(status) {
                 last = format!("HTTP {status}");
                 continue;
             }

@@ -18,7 +18,7 @@ use super::encode::{TimeSeries, encode_v1};
 use super::{Batch, remote_write_v1};
 use crate::config::Config;
 use crate::model::batch::hash_labels;
-use crate::net::{backoff, client, form_encode, redact_url};
+use crate::net::{client, delay, form_encode, redact_url, retry_after, retryable_status};
 use crate::store::Store;
 
 /// Series per remote-write request built from a chunk.
@@ -249,9 +249,10 @@ async fn query_range(
         ("step", format!("{}s", step_ms / 1000)),
     ];
     let mut last = String::new();
+    let mut hint = None;
     for attempt in 0..=options.retries {
         if attempt > 0 {
-            tokio::time::sleep(backoff(attempt - 1)).await;
+            tokio::time::sleep(delay(attempt - 1, hint.take())).await;
         }
         let request = http
             .post(&url)
@@ -265,6 +266,7 @@ async fn query_range(
             }
         };
         let status = response.status();
+        hint = retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -272,18 +274,23 @@ async fn query_range(
                 continue;
             }
         };
-        match parse_query_range(&body) {
-            Ok(series) if status.is_success() => return Ok(series),
-            Ok(_) => last = format!("{status}"),
-            // 4xx: the query itself is wrong; retrying will not help.
-            Err(reason) if status.is_client_error() => {
-                return Err(BackfillError::Prometheus {
-                    url: shown,
-                    reason: format!("{status}: {reason}"),
-                });
+        let parsed = parse_query_range(&body);
+        if status.is_success() {
+            match parsed {
+                Ok(series) => return Ok(series),
+                Err(reason) => last = format!("{status}: {reason}"),
             }
-            Err(reason) => last = format!("{status}: {reason}"),
+            continue;
         }
+        let reason = match parsed {
+            Ok(_) => status.to_string(),
+            Err(reason) => format!("{status}: {reason}"),
+        };
+        // A 4xx other than 408/429: the query itself is wrong; retrying will not help.
+        if !retryable_status(status) {
+            return Err(BackfillError::Prometheus { url: shown, reason });
+        }
+        last = reason;
     }
     Err(BackfillError::Query {
         url: shown,

@@ -4,6 +4,9 @@
 
 #[cfg(feature = "kube")]
 pub mod kube;
+pub mod retry;
+
+pub use retry::{backoff, delay, retry_after, retryable_status};
 
 use std::time::Duration;
 
@@ -40,11 +43,6 @@ pub fn redact_url(url: &str) -> String {
         ),
         Err(_) => "<invalid url>".to_string(),
     }
-}
-
-/// Exponential backoff: 250 ms doubling up to 30 s.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(7))).min(Duration::from_secs(30))
 }
 
 /// `application/x-www-form-urlencoded`, for PromQL and LogQL queries (they hold `{`, `"`, `|`,

@@ -181,6 +181,14 @@ impl AlertmanagerWorker {
         }
         match self.client.post(&self.endpoint).json(&batch).send().await {
             Ok(r) if r.status().is_success() => self.telemetry.channel("alertmanager", "sent"),
+            // Alertmanager refused the alerts themselves (400, 422): sending them again cannot
+            // help; say so loudly rather than retry forever.
+            Ok(r) if !crate::net::retryable_status(r.status()) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                tracing::error!(target_url = %redact_url(&self.endpoint), %status, response = %text.chars().take(300).collect::<String>(), alerts = batch.len(), "Alertmanager rejected alerts; dropped");
+                self.telemetry.channel("alertmanager", "failed");
+            }
             outcome => {
                 match outcome {
                     Ok(r) => {

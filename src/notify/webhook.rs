@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 
 use super::WebhookMessage;
 use crate::detect::book::{Anomaly, rfc3339};
-use crate::net::{ClientError, backoff, client, redact_url, without_url};
+use crate::net::{
+    ClientError, client, delay, redact_url, retry_after, retryable_status, without_url,
+};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Serialize)]
@@ -126,7 +128,7 @@ impl WebhookWorker {
         let mut attempt = 0;
         loop {
             let outcome = self.client.post(&self.url).json(body).send().await;
-            let retryable = match outcome {
+            let (retryable, hint) = match outcome {
                 Ok(r) if r.status().is_success() => {
                     self.telemetry.channel("webhook", "sent");
                     tracing::debug!(target_url = %target, subject = %subject, event = %event, "webhook delivered");
@@ -135,11 +137,11 @@ impl WebhookWorker {
                 Ok(r) => {
                     let status = r.status();
                     tracing::warn!(target_url = %target, %status, subject = %subject, "webhook receiver refused the notification");
-                    status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408
+                    (retryable_status(status), retry_after(r.headers()))
                 }
                 Err(e) => {
                     tracing::warn!(target_url = %target, error = %without_url(&e), subject = %subject, "webhook delivery failed");
-                    true
+                    (true, None)
                 }
             };
             if !retryable || attempt >= self.max_retries {
@@ -148,7 +150,7 @@ impl WebhookWorker {
                 return;
             }
             self.telemetry.channel("webhook", "retried");
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(delay(attempt, hint)).await;
             attempt += 1;
         }
     }

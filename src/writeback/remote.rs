@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::config::WritebackConfig;
 use crate::ingest::encode::{compress, encode_v1};
-use crate::net::{ClientError, backoff, client, redact_url};
+use crate::net::{ClientError, client, delay, redact_url, retry_after, retryable_status};
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -111,13 +111,14 @@ impl RemoteWriter {
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => break Some(true),
-                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                    Ok(r) if !retryable_status(r.status()) => {
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
                         tracing::warn!(target_url = %target, %status, response = %text.chars().take(300).collect::<String>(), "write-back batch refused; dropped");
                         break Some(false);
                     }
                     outcome => {
+                        let hint = outcome.as_ref().ok().and_then(|r| retry_after(r.headers()));
                         if let Ok(r) = &outcome {
                             tracing::warn!(target_url = %target, status = %r.status(), "write-back failed; retrying");
                         } else {
@@ -127,7 +128,7 @@ impl RemoteWriter {
                             break None;
                         }
                         self.telemetry.channel("remote_write", "retried");
-                        tokio::time::sleep(backoff(attempt)).await;
+                        tokio::time::sleep(delay(attempt, hint)).await;
                         attempt += 1;
                     }
                 }
