@@ -170,7 +170,7 @@ fn upkeep(c: &mut Criterion) {
     });
     // Every series forecast and refit on every cycle (refit interval 0): the worst case.
     let mut options = StoreOptions::default();
-    options.forecast.refit_ms = 0;
+    options.detection.forecast.refit_ms = 0;
     let forecast = filled_store("memory_usage", n, options);
     g.bench_function("cycle_10k_series_all_refit", |b| {
         b.iter(|| black_box(forecast.maintain(0.3)))
@@ -184,12 +184,12 @@ fn upkeep(c: &mut Criterion) {
         "order_latency_p99",
     ];
     let mut options = StoreOptions::default();
-    options.forecast.enabled = false;
+    options.detection.forecast.enabled = false;
     let services = filled_store_of(&metrics, n, options.clone());
     g.bench_function("cycle_10k_series_services", |b| {
         b.iter(|| black_box(services.maintain(0.3)))
     });
-    options.services.enabled = false;
+    options.detection.services.enabled = false;
     let without = filled_store_of(&metrics, n, options);
     g.bench_function("cycle_10k_series_services_off", |b| {
         b.iter(|| black_box(without.maintain(0.3)))

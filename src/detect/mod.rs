@@ -13,6 +13,7 @@ pub mod bocpd;
 pub mod book;
 pub mod changepoint;
 pub mod drift;
+pub mod engine;
 pub mod event;
 pub mod ewma;
 pub mod forecast;
@@ -25,6 +26,8 @@ pub mod periods;
 pub mod rate;
 pub mod robust;
 pub mod seasonal;
+pub mod state;
+pub mod upkeep;
 
 use serde::{Deserialize, Serialize};
 

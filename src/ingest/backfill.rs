@@ -193,7 +193,7 @@ pub async fn backfill(
             );
             if !seen_series.contains(&hash) {
                 let learned = store
-                    .with_series(hash, |x| x.detector.has_learned())
+                    .with_series(hash, |x| x.state.has_learned())
                     .unwrap_or(false);
                 if learned {
                     skipped.insert(hash);

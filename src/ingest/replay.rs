@@ -16,6 +16,7 @@ use thiserror::Error;
 use super::encode::{TimeSeries, encode_v1};
 use super::{Batch, Protocol, decode_decompressed};
 use crate::config::Config;
+use crate::detect::engine::DetectionOptions;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Error)]
@@ -157,6 +158,13 @@ fn store_options(config: &Config) -> StoreOptions {
         retention: config.store.retention,
         // Replay runs far faster than sample time; nothing is idle.
         idle_timeout: std::time::Duration::from_secs(u64::from(u32::MAX)),
+        detection: replay_detection(d),
+    }
+}
+
+/// Detection as live, less what replay cannot do the same way.
+fn replay_detection(d: &crate::config::DetectionConfig) -> DetectionOptions {
+    DetectionOptions {
         detect: crate::detect::DetectParams::from_config(d),
         lifecycle: crate::detect::lifecycle::LifecycleParams::from_config(d),
         only_catalog: false,
@@ -243,7 +251,7 @@ fn replay_file(
         events.clear();
         let score = if stats.detected == 1 {
             store
-                .with_series(hash, |s| s.last_score)
+                .with_series(hash, |s| s.state.last_score())
                 .unwrap_or_default()
         } else {
             Default::default()

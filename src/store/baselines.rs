@@ -65,10 +65,10 @@ impl Store {
             // Copy under the lock, serialize after releasing it.
             records.clear();
             self.for_each_in_shard(shard, |s| {
-                if s.detect && s.detector.has_learned() && matcher.matches(&s.labels) {
+                if s.state.enabled() && s.state.has_learned() && matcher.matches(&s.labels) {
                     records.push(BaselineRecord {
                         labels: s.labels.to_map(),
-                        detector: s.detector.clone(),
+                        detector: s.state.detector().clone(),
                     });
                 }
             });
@@ -126,7 +126,7 @@ impl Store {
                 }
             };
             let mut detector = record.detector;
-            if let Err(e) = detector.validate(&self.options.detect) {
+            if let Err(e) = detector.validate(&self.options.detection.detect) {
                 reject(&mut report, line_no, format!("invalid detector state: {e}"));
                 continue;
             }

@@ -21,26 +21,21 @@ pub mod series;
 mod upkeep;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::config::catalog::{Catalog, NO_CLASS};
-use crate::detect::changepoint;
-use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
-use crate::detect::forecast::{self, ForecastParams, ForecastState};
-use crate::detect::lifecycle::{LifecycleParams, Transition};
-use crate::detect::multivariate::{self, ServiceDeviation, ServiceParams};
-use crate::detect::peers::{self, Member, PeerDeviation, PeerParams};
-use crate::detect::periods;
-use crate::detect::seasonal::SeasonalProfile;
-use crate::detect::{DetectParams, DetectorState, Direction, Score, Severity};
+use crate::config::catalog::Catalog;
+use crate::detect::engine::{Detection, DetectionOptions};
+use crate::detect::event::AnomalyEvent;
+use crate::detect::forecast;
+use crate::detect::state::{BaselineSummary, SeriesView};
+use crate::detect::{DetectorState, Score};
 use crate::model::batch::{Batch, MetricType, SeriesEntry};
 
 use crate::model::labels::SeriesLabels;
 use matcher::Matcher;
 pub use series::Series;
-use upkeep::services::ServiceFiring;
 
 pub use crate::model::{STALE_NAN_BITS, series_id};
 
@@ -50,44 +45,17 @@ pub struct StoreOptions {
     pub max_series: usize,
     pub retention: Duration,
     pub idle_timeout: Duration,
-    pub detect: DetectParams,
-    pub lifecycle: LifecycleParams,
-    pub only_catalog: bool,
-    pub forecast: ForecastParams,
-    pub peers: PeerParams,
-    pub services: ServiceParams,
-    /// Wall-clock budget per upkeep cycle for the per-series refits (period searches, forecast
-    /// refits, level-shift checks); what does not fit waits for the next cycle, starting where
-    /// this one stopped. `Duration::MAX`: no limit (replay, so results do not depend on speed).
-    pub refit_budget: Duration,
+    pub detection: DetectionOptions,
 }
 
 impl StoreOptions {
     pub fn from_config(config: &crate::config::Config) -> Self {
-        let d = &config.anomaly_detection;
         Self {
             shards: config.store.shards,
             max_series: config.store.max_series,
             retention: config.store.retention,
             idle_timeout: config.store.series_idle_timeout,
-            detect: crate::detect::DetectParams::from_config(d),
-            lifecycle: crate::detect::lifecycle::LifecycleParams::from_config(d),
-            only_catalog: d.only_catalog,
-            forecast: ForecastParams {
-                enabled: d.forecast.enabled,
-                horizons_ms: d
-                    .forecast
-                    .horizons
-                    .iter()
-                    .map(|h| h.as_millis() as u64)
-                    .collect(),
-                refit_ms: d.forecast.refit_interval.as_millis() as i64,
-            },
-            peers: PeerParams::from_config(&d.peers),
-            services: ServiceParams::from_config(&d.services),
-            refit_budget: d
-                .refit_budget
-                .min(Duration::from_secs(d.check_interval_seconds.max(1)) / 2),
+            detection: DetectionOptions::from_config(&config.anomaly_detection),
         }
     }
 }
@@ -99,13 +67,7 @@ impl Default for StoreOptions {
             max_series: 500_000,
             retention: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(900),
-            detect: DetectParams::default(),
-            lifecycle: LifecycleParams::default(),
-            only_catalog: false,
-            forecast: ForecastParams::default(),
-            peers: PeerParams::default(),
-            services: ServiceParams::default(),
-            refit_budget: Duration::from_secs(1),
+            detection: DetectionOptions::default(),
         }
     }
 }
@@ -186,22 +148,11 @@ pub struct Store {
     retention_ms: i64,
     series_count: AtomicUsize,
     metadata: RwLock<HashMap<Box<str>, MetricType>>,
-    next_anomaly: AtomicU64,
     epoch: Instant,
-    /// Firing service anomalies by service key (upkeep only, never the hot path).
-    services: Mutex<HashMap<u64, ServiceFiring>>,
+    /// The detectors: called with each series' state on every sample and at upkeep.
+    pub detection: Detection,
     /// Shard where the next upkeep cycle starts its refits (where the last ran out of budget).
     upkeep_cursor: AtomicUsize,
-    /// Series whose refits an upkeep cycle left for the next one (budget spent).
-    refits_deferred: AtomicU64,
-}
-
-enum ServiceVerdict {
-    /// Jointly unusual: the series to report on, the bucket judged, why.
-    Anomalous(u64, i64, ServiceDeviation),
-    Normal,
-    /// Too few metrics or too little history to say.
-    Unjudged,
 }
 
 /// A copy of one series' state for readers.
@@ -236,51 +187,37 @@ pub struct RecentSeries {
 pub struct Baseline {
     pub id: String,
     pub series: String,
-    pub mean: f64,
-    pub sigma: f64,
-    pub median: f64,
-    pub mad: f64,
-    pub samples_seen: u32,
-    pub season: Option<SeasonInfo>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SeasonInfo {
-    pub period_seconds: i64,
-    pub bins: usize,
-    pub strength: f32,
-    pub active: bool,
-    /// Found in the series' own samples rather than named by config.
-    pub discovered: bool,
+    #[serde(flatten)]
+    pub band: BaselineSummary,
 }
 
 impl Store {
     pub fn new(options: StoreOptions, catalog: Catalog) -> Self {
         let shards = options.shards.next_power_of_two().max(1);
-        // Ids of anomalies stay unique across restarts: the high bits are the start time.
-        let start = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let catalog = Arc::new(catalog);
+        let detection = Detection::new(
+            options.detection.clone(),
+            Arc::clone(&catalog),
+            options.retention,
+        );
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             mask: shards as u64 - 1,
-            catalog: Arc::new(catalog),
+            catalog,
             retention_ms: options.retention.as_millis() as i64,
             options,
             series_count: AtomicUsize::new(0),
             metadata: RwLock::new(HashMap::new()),
-            next_anomaly: AtomicU64::new((start & 0xffff_ffff) << 24),
             epoch: Instant::now(),
-            services: Mutex::new(HashMap::new()),
+            detection,
             upkeep_cursor: AtomicUsize::new(0),
-            refits_deferred: AtomicU64::new(0),
         }
     }
 
     /// Series whose refits were left for a later upkeep cycle because the cycle's
     /// `refit_budget` was spent (a steadily growing count means the budget is too small).
     pub fn refits_deferred(&self) -> u64 {
-        self.refits_deferred.load(Ordering::Relaxed)
+        self.detection.refits_deferred()
     }
 
     pub fn series_count(&self) -> usize {
@@ -422,30 +359,22 @@ impl Store {
             return;
         };
         series.last_seen = now;
-        let params = &self.options.detect;
-        let class = self.catalog.params(series.class);
+        let class = self.detection.class_params(series.class);
         for &(ts, value) in samples {
+            let view = SeriesView {
+                hash: series.hash,
+                labels: &series.labels,
+                class: series.class,
+                cumulative: series.cumulative,
+                stale: series.stale,
+                last_ts: series.last_ts,
+            };
             if value.to_bits() == STALE_NAN_BITS {
                 stats.applied += 1;
                 stats.stale_markers += 1;
                 series.stale = true;
-                series.rate.reset();
-                if series.lifecycle.is_firing() {
-                    let id = series.lifecycle.anomaly_id;
-                    let started = series.lifecycle.started_ts;
-                    let peak = series.lifecycle.peak;
-                    series.lifecycle.resolve();
-                    series.lifecycle.anomaly_id = 0;
-                    events.push(self.event(
-                        series,
-                        EventKind::Resolved,
-                        id,
-                        started,
-                        ts,
-                        peak,
-                        Some(ResolveReason::StalenessMarker),
-                    ));
-                }
+                self.detection
+                    .on_stale(&view, &mut series.state, ts, events);
                 continue;
             }
             if ts <= series.last_ts {
@@ -460,90 +389,18 @@ impl Store {
             series.stale = false;
             series.ring.push(ts, value, self.retention_ms);
             stats.applied += 1;
-            if !series.detect {
-                continue;
-            }
-            let observed = if series.cumulative {
-                series.rate.update(ts, value, entry.start_timestamp)
-            } else {
-                Some(value)
+            let view = SeriesView {
+                stale: false,
+                last_ts: ts,
+                ..view
             };
-            let Some(x) = observed.filter(|x| x.is_finite()) else {
-                continue;
-            };
-            stats.detected += 1;
-            let score = series.detector.update(ts, x, params, &class);
-            series.last_score = score;
-            let transition = series
-                .lifecycle
-                .observe(ts, &score, &self.options.lifecycle);
-            series.detector.in_anomaly = series.lifecycle.is_firing();
-            if let Some(t) = transition {
-                let (kind, severity, reason) = match t {
-                    Transition::Fired(s) => {
-                        series.lifecycle.anomaly_id =
-                            self.next_anomaly.fetch_add(1, Ordering::Relaxed);
-                        (EventKind::Fired, s, None)
-                    }
-                    Transition::Escalated(s) => (EventKind::Escalated, s, None),
-                    Transition::Resolved => (
-                        EventKind::Resolved,
-                        series.lifecycle.peak,
-                        Some(ResolveReason::Recovered),
-                    ),
-                };
-                let id = series.lifecycle.anomaly_id;
-                events.push(self.event(
-                    series,
-                    kind,
-                    id,
-                    series.lifecycle.started_ts,
-                    ts,
-                    severity,
-                    reason,
-                ));
-                if kind == EventKind::Resolved {
-                    series.lifecycle.anomaly_id = 0;
-                }
+            let start = entry.start_timestamp;
+            if self
+                .detection
+                .on_sample(&view, &mut series.state, &class, ts, value, start, events)
+            {
+                stats.detected += 1;
             }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &self,
-        series: &Series,
-        kind: EventKind,
-        anomaly_id: u64,
-        started_ts: i64,
-        ts: i64,
-        severity: Severity,
-        reason: Option<ResolveReason>,
-    ) -> AnomalyEvent {
-        AnomalyEvent {
-            kind,
-            anomaly_kind: AnomalyKind::Anomaly,
-            breach: None,
-            shift: None,
-            peer: None,
-            service: None,
-            anomaly_id,
-            series_id: series.hash,
-            labels: series.labels.clone(),
-            category: self.catalog.category(series.class).to_string(),
-            started_ts,
-            ts,
-            score: Score {
-                // The sample that confirmed an anomaly may not be the one that raised it.
-                channel: match series.last_score.channel {
-                    crate::detect::Channel::None => series.lifecycle.trigger,
-                    c => c,
-                },
-                ..series.last_score
-            },
-            severity,
-            reason,
-            produced_at: SystemTime::now(),
         }
     }
 
@@ -583,10 +440,7 @@ impl Store {
     pub fn reset_lifecycles(&self) {
         for i in 0..self.shards.len() {
             for series in self.lock(i).slots.iter_mut().flatten() {
-                series.lifecycle = Default::default();
-                if let Some(f) = series.forecast.as_deref_mut() {
-                    f.anomaly_id = 0;
-                }
+                series.state.forget_anomalies();
             }
         }
     }
@@ -620,22 +474,13 @@ impl Store {
             hash,
             hash_check,
             cumulative: self.is_cumulative(name, metric_type),
-            detector: detector.unwrap_or_else(|| {
-                DetectorState::new(&self.options.detect, self.catalog.seasonal(class))
-            }),
+            state: self.detection.new_state(class, detector),
             class,
-            detect: !self.options.only_catalog || class != NO_CLASS,
             labels,
             stale: false,
             last_seen: now,
             last_ts: i64::MIN,
             ring: Default::default(),
-            rate: Default::default(),
-            lifecycle: Default::default(),
-            last_score: Score::default(),
-            forecast: None,
-            peer_anomaly: 0,
-            peer_calm: 0,
         }
     }
 
@@ -652,7 +497,7 @@ impl Store {
         if let Some(&slot) = shard.index.get(&hash) {
             return match shard.slots[slot as usize].as_mut() {
                 Some(series) if series.hash_check == hash_check => {
-                    series.detector = detector;
+                    series.state.replace_detector(detector);
                     Ok(false)
                 }
                 _ => Err("label hash collides with another series".into()),
@@ -701,13 +546,10 @@ impl Store {
             stale: series.stale,
             samples_in_ring: series.ring.len(),
             last_timestamp: series.last_ts,
-            last_score: series.last_score,
-            firing: series.lifecycle.is_firing(),
-            forecast: series
-                .forecast
-                .as_ref()
-                .map_or_else(Vec::new, |f| f.points.clone()),
-            predicted_breach: series.forecast.as_ref().and_then(|f| f.breach),
+            last_score: series.state.last_score(),
+            firing: series.state.is_firing(),
+            forecast: series.state.forecast_points().to_vec(),
+            predicted_breach: series.state.predicted_breach(),
             memory_bytes: series.memory_bytes(),
         }
     }
@@ -745,23 +587,11 @@ impl Store {
     pub fn baselines(&self, matcher: &Matcher, limit: usize) -> Vec<Baseline> {
         let mut out = Vec::new();
         self.for_each(|s| {
-            if out.len() < limit && s.detect && matcher.matches(&s.labels) {
-                let d = &s.detector;
+            if out.len() < limit && s.state.enabled() && matcher.matches(&s.labels) {
                 out.push(Baseline {
                     id: series_id(s.hash),
                     series: s.labels.display(),
-                    mean: d.ewma.mean,
-                    sigma: d.ewma.std(),
-                    median: d.robust.median,
-                    mad: d.robust.mad,
-                    samples_seen: d.seen,
-                    season: d.seasonal.as_deref().map(|p| SeasonInfo {
-                        period_seconds: p.period_ms / 1000,
-                        bins: p.bins.len(),
-                        strength: p.strength,
-                        active: p.active,
-                        discovered: p.discovered,
-                    }),
+                    band: s.state.baseline(),
                 });
             }
         });
@@ -779,6 +609,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::changepoint;
+    use crate::detect::event::{AnomalyKind, EventKind, ResolveReason};
     use crate::ingest::encode::{TimeSeries, encode_v1};
     use crate::ingest::remote_write_v1;
 
@@ -914,7 +746,13 @@ mod tests {
     /// Feeds `f` at 15 s for `minutes`, running upkeep every simulated minute; returns the
     /// predicted-breach events.
     fn forecast_events(pod: &str, minutes: i64, f: impl Fn(i64) -> f64) -> Vec<AnomalyEvent> {
-        forecast_events_within(pod, minutes, f, StoreOptions::default().refit_budget).0
+        forecast_events_within(
+            pod,
+            minutes,
+            f,
+            StoreOptions::default().detection.refit_budget,
+        )
+        .0
     }
 
     /// Also returns how many series refits were deferred for lack of budget.
@@ -924,7 +762,7 @@ mod tests {
         f: impl Fn(i64) -> f64,
         refit_budget: Duration,
     ) -> (Vec<AnomalyEvent>, u64) {
-        let s = store_with(|o| o.refit_budget = refit_budget);
+        let s = store_with(|o| o.detection.refit_budget = refit_budget);
         let mut out = Vec::new();
         let mut ev = Vec::new();
         for i in 0..minutes * 4 {
@@ -1053,7 +891,7 @@ mod tests {
     #[test]
     fn a_seasonal_series_that_moves_as_a_whole_gets_one_level_shift_and_keeps_its_shape() {
         const PERIOD: i64 = 2 * 3_600_000;
-        let s = store_with(|o| o.detect.seasonal_period_ms = PERIOD);
+        let s = store_with(|o| o.detection.detect.seasonal_period_ms = PERIOD);
         let mut rng = fastrand::Rng::with_seed(11);
         let swing =
             |ts: i64| 100.0 + 50.0 * (ts as f64 / PERIOD as f64 * std::f64::consts::TAU).sin();
@@ -1111,7 +949,8 @@ mod tests {
         assert_eq!(later_fired, 0, "{events:?}");
         let (mean, _) = s
             .with_series(shifts[0].1.series_id, |x| {
-                x.detector
+                x.state
+                    .detector()
                     .seasonal
                     .as_deref()
                     .map(|p| p.expected(PERIOD / 4))
@@ -1131,7 +970,7 @@ mod tests {
     /// fills for 2 minutes in the middle of a quiet phase, then goes back to its routine for an
     /// hour. Returns the events by sample index and the series' profile (period, active).
     fn batch_cycle_run(discovery: f64) -> (Timeline, Option<(i64, bool)>) {
-        let s = store_with(|o| o.detect.period_discovery_strength = discovery);
+        let s = store_with(|o| o.detection.detect.period_discovery_strength = discovery);
         let mut rng = fastrand::Rng::with_seed(12);
         let labels = [("__name__", "batch_queue_depth"), ("pod", "a")];
         let mut events = Vec::new();
@@ -1151,7 +990,8 @@ mod tests {
         }
         let profile = (0..2).find_map(|shard| {
             s.lock(shard).slots.iter().flatten().next().and_then(|x| {
-                x.detector
+                x.state
+                    .detector()
                     .seasonal
                     .as_deref()
                     .map(|p| (p.period_ms, p.active))
@@ -1241,7 +1081,7 @@ mod tests {
     ) -> Vec<(i64, AnomalyEvent)> {
         let s = store_with(|o| {
             o.max_series = 100;
-            o.services.enabled = true;
+            o.detection.services.enabled = true;
         });
         let mut rng = fastrand::Rng::with_seed(12);
         let mut events = Vec::new();

@@ -1,9 +1,7 @@
-//! One series: its labels, ring, rate state, detector state and anomaly lifecycle.
+//! One series: its labels, ring and the detection state the store keeps for it without
+//! looking inside (see [`crate::detect::state::SeriesState`]).
 
-use crate::detect::forecast::ForecastState;
-use crate::detect::lifecycle::Lifecycle;
-use crate::detect::rate::RateState;
-use crate::detect::{DetectorState, Score};
+use crate::detect::state::{History, SeriesState, SeriesView};
 
 use super::ring::Ring;
 use crate::model::labels::SeriesLabels;
@@ -18,23 +16,18 @@ pub struct Series {
     pub class: u16,
     /// Counter-like: detection sees per-second rates, the ring keeps raw values.
     pub cumulative: bool,
-    /// Whether samples go through the detectors (config may narrow detection to the catalog).
-    pub detect: bool,
     pub stale: bool,
     /// Seconds since the store started when the last sample arrived (for eviction).
     pub last_seen: u32,
     pub last_ts: i64,
     pub ring: Ring,
-    pub rate: RateState,
-    pub detector: DetectorState,
-    pub lifecycle: Lifecycle,
-    /// The last score, for /metrics, write-back and the API.
-    pub last_score: Score,
-    /// Forecast and predicted breach, for catalog metrics with a breach threshold.
-    pub forecast: Option<Box<ForecastState>>,
-    /// Id of the open peer_outlier anomaly (0 when none) and calm checks since it stood out.
-    pub peer_anomaly: u64,
-    pub peer_calm: u8,
+    pub state: SeriesState,
+}
+
+impl History for Ring {
+    fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
+        Ring::decode_into(self, out);
+    }
 }
 
 impl Series {
@@ -43,7 +36,19 @@ impl Series {
         std::mem::size_of::<Self>()
             + self.labels.heap_bytes()
             + self.ring.heap_bytes()
-            + self.detector.heap_bytes()
-            + self.forecast.as_ref().map_or(0, |f| f.heap_bytes())
+            + self.state.heap_bytes()
+    }
+
+    /// What detection reads of this series, its ring and its state, borrowed apart.
+    pub fn parts(&mut self) -> (SeriesView<'_>, &Ring, &mut SeriesState) {
+        let view = SeriesView {
+            hash: self.hash,
+            labels: &self.labels,
+            class: self.class,
+            cumulative: self.cumulative,
+            stale: self.stale,
+            last_ts: self.last_ts,
+        };
+        (view, &self.ring, &mut self.state)
     }
 }

@@ -64,15 +64,15 @@ fn samples(s: &ExportSeries) -> Vec<Sample> {
 
 /// Series to export: those firing, or every detected series with `all`.
 pub fn collect(store: &Store, all: bool) -> Vec<ExportSeries> {
-    let threshold = store.options.detect.alert_threshold;
+    let threshold = store.options.detection.detect.alert_threshold;
     let mut out = Vec::new();
     store.for_each(|s| {
-        let forecast = s.forecast.as_deref();
-        let forecasting = forecast.is_some_and(|f| !f.points.is_empty());
-        if !s.detect
+        let points = s.state.forecast_points();
+        let forecasting = !points.is_empty();
+        if !s.state.enabled()
             || s.last_ts == i64::MIN
             || s.stale
-            || !(all || s.lifecycle.is_firing() || forecasting)
+            || !(all || s.state.is_firing() || forecasting)
         {
             return;
         }
@@ -84,19 +84,20 @@ pub fn collect(store: &Store, all: bool) -> Vec<ExportSeries> {
             .collect();
         labels.push(("for".into(), s.labels.metric_name().to_string()));
         labels.sort();
-        let sc = &s.last_score;
+        let sc = s.state.last_score();
         out.push(ExportSeries {
             labels,
             timestamp_ms: s.last_ts,
             values: [
-                sc.vm_score(threshold, s.lifecycle.is_firing()),
+                sc.vm_score(threshold, s.state.is_firing()),
                 sc.expected,
                 sc.lower,
                 sc.upper,
             ],
-            forecast: forecast.map_or_else(Vec::new, |f| f.points.clone()),
-            breach_in_seconds: forecast
-                .and_then(|f| f.breach)
+            forecast: points.to_vec(),
+            breach_in_seconds: s
+                .state
+                .predicted_breach()
                 .map(|b| ((b.at_ms - s.last_ts).max(0) as f64) / 1000.0),
         });
     });

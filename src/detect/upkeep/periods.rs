@@ -1,8 +1,11 @@
 //! Period discovery: a shorter period (a cron job, a batch cycle) found in a series' ring and
 //! tried before it replaces the configured daily profile.
 
-// The store's own types and imports: these files are the store, split by job.
-use super::super::*;
+use crate::detect::engine::Detection;
+use crate::detect::periods;
+use crate::detect::seasonal::SeasonalProfile;
+use crate::detect::state::{History, SeriesState, SeriesView};
+use crate::model::series_id;
 
 /// The sampling interval (ms) of `samples` if they are evenly spaced enough for a periodogram
 /// (no gaps or bursts that would smear a period) and numerous enough to show one.
@@ -23,7 +26,7 @@ fn regular_interval(samples: &[(i64, f64)]) -> Option<i64> {
     (typical > 0 && off.saturating_mul(10) <= expected).then_some(typical)
 }
 
-impl Store {
+impl Detection {
     /// Searches the ring of a series whose configured period is not confirmed for a shorter
     /// one (every half ring, jittered per series). A period found goes on trial: a second
     /// profile that learns from the samples after the search and replaces the series' profile
@@ -31,12 +34,18 @@ impl Store {
     /// share of them (the search picked the best of many periods on the ring, so the ring cannot
     /// also be the judge). A discovered profile that stops holding and whose period is no longer
     /// found goes back to the configured one.
-    pub(super) fn discover_period(&self, series: &mut Series, scratch: &mut Vec<(i64, f64)>) {
+    pub(super) fn discover_period(
+        &self,
+        series: &SeriesView<'_>,
+        history: &dyn History,
+        state: &mut SeriesState,
+        scratch: &mut Vec<(i64, f64)>,
+    ) {
         let p = &self.options.detect;
-        if p.period_discovery_strength <= 0.0 || !series.detect || series.cumulative {
+        if p.period_discovery_strength <= 0.0 || !state.enabled || series.cumulative {
             return;
         }
-        let Some(profile) = series.detector.seasonal.as_deref_mut() else {
+        let Some(profile) = state.detector.seasonal.as_deref_mut() else {
             return;
         };
         if profile.active {
@@ -68,7 +77,7 @@ impl Store {
         let jitter = (series.hash % half_ring as u64) as i64;
         profile.next_period_check_ts = series.last_ts.saturating_add(half_ring + jitter);
         scratch.clear();
-        series.ring.decode_into(scratch);
+        history.decode_into(scratch);
         let Some(interval) = regular_interval(scratch) else {
             return;
         };

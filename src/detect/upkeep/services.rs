@@ -1,11 +1,16 @@
 //! Service scores: a service's catalog metrics bucketed from the rings and scored together.
 
-// The store's own types and imports: these files are the store, split by job.
-use super::super::*;
+use std::collections::HashMap;
+
+use crate::detect::Severity;
+use crate::detect::engine::Detection;
+use crate::detect::event::{AnomalyEvent, AnomalyKind, EventKind, ResolveReason};
+use crate::detect::multivariate::{self, ServiceDeviation, ServiceParams};
+use crate::detect::state::Population;
 
 /// A firing service anomaly: its id, the series it is reported on, checks without a verdict.
 #[derive(Debug, Clone, Copy)]
-pub(in crate::store) struct ServiceFiring {
+pub(in crate::detect) struct ServiceFiring {
     anomaly_id: u64,
     series: u64,
     calm: u8,
@@ -48,11 +53,19 @@ fn recent_deviation(values: &[(i64, f64)], window: i64) -> f64 {
     if d.is_finite() { d } else { 0.0 }
 }
 
-impl Store {
+enum ServiceVerdict {
+    /// Jointly unusual: the series to report on, the bucket judged, why.
+    Anomalous(u64, i64, ServiceDeviation),
+    Normal,
+    /// Too few metrics or too little history to say.
+    Unjudged,
+}
+
+impl Detection {
     /// Scores each service's catalog metrics together (see [`multivariate`]) and opens or
     /// closes `service_anomaly` anomalies, reported on a series of the metric that contributes
     /// most. Rings are bucketed per service and metric; the newest (partial) bucket is left out.
-    pub(super) fn service_anomalies(&self) -> Vec<AnomalyEvent> {
+    pub(super) fn service_anomalies(&self, population: &dyn Population) -> Vec<AnomalyEvent> {
         let p = &self.options.services;
         if !p.enabled || p.group_by.is_empty() || p.bucket_ms <= 0 {
             return Vec::new();
@@ -61,84 +74,82 @@ impl Store {
         let mut scratch = Vec::new();
         let mut own: Vec<(i64, f64)> = Vec::new();
         let mut key = Vec::new();
-        for i in 0..self.shards.len() {
-            for s in self.lock(i).slots.iter().flatten() {
-                let warm = s.detector.seen >= self.options.detect.warmup_samples;
-                if !s.detect || s.stale || !warm || self.catalog.class(s.class).is_none() {
-                    continue;
+        population.visit(&mut |s, history, state| {
+            let warm = state.detector.seen >= self.options.detect.warmup_samples;
+            if !state.enabled || s.stale || !warm || self.catalog.class(s.class).is_none() {
+                return;
+            }
+            key.clear();
+            let complete = p.group_by.iter().all(|name| match s.labels.get(name) {
+                Some(v) => {
+                    key.extend_from_slice(v.as_bytes());
+                    key.push(0xff);
+                    true
                 }
-                key.clear();
-                let complete = p.group_by.iter().all(|name| match s.labels.get(name) {
-                    Some(v) => {
-                        key.extend_from_slice(v.as_bytes());
-                        key.push(0xff);
-                        true
-                    }
-                    None => false,
+                None => false,
+            });
+            if !complete {
+                return;
+            }
+            let rows = services
+                .entry(xxhash_rust::xxh3::xxh3_64(&key))
+                .or_default();
+            if rows.labels.is_empty() {
+                rows.labels = p
+                    .group_by
+                    .iter()
+                    .filter_map(|n| s.labels.get(n).map(|v| (n.clone(), v.to_string())))
+                    .collect();
+            }
+            let metric = rows
+                .metrics
+                .entry(s.labels.metric_name().to_string())
+                .or_insert_with(|| ServiceMetric {
+                    series: s.hash,
+                    sigma: f64::NEG_INFINITY,
+                    buckets: HashMap::new(),
                 });
-                if !complete {
-                    continue;
-                }
-                let rows = services
-                    .entry(xxhash_rust::xxh3::xxh3_64(&key))
-                    .or_default();
-                if rows.labels.is_empty() {
-                    rows.labels = p
-                        .group_by
-                        .iter()
-                        .filter_map(|n| s.labels.get(n).map(|v| (n.clone(), v.to_string())))
-                        .collect();
-                }
-                let metric = rows
-                    .metrics
-                    .entry(s.labels.metric_name().to_string())
-                    .or_insert_with(|| ServiceMetric {
-                        series: s.hash,
-                        sigma: f64::NEG_INFINITY,
-                        buckets: HashMap::new(),
-                    });
-                scratch.clear();
-                s.ring.decode_into(&mut scratch);
-                own.clear();
-                let mut previous: Option<(i64, f64)> = None;
-                for &(ts, v) in scratch.iter() {
-                    let value = if s.cumulative {
-                        let rate = previous
-                            .filter(|(t0, v0)| ts > *t0 && v >= *v0)
-                            .map(|(t0, v0)| (v - v0) * 1000.0 / ts.saturating_sub(t0) as f64);
-                        previous = Some((ts, v));
-                        match rate {
-                            Some(r) => r,
-                            None => continue,
-                        }
-                    } else {
-                        v
-                    };
-                    if value.is_finite() {
-                        own.push((ts, value));
+            scratch.clear();
+            history.decode_into(&mut scratch);
+            own.clear();
+            let mut previous: Option<(i64, f64)> = None;
+            for &(ts, v) in scratch.iter() {
+                let value = if s.cumulative {
+                    let rate = previous
+                        .filter(|(t0, v0)| ts > *t0 && v >= *v0)
+                        .map(|(t0, v0)| (v - v0) * 1000.0 / ts.saturating_sub(t0) as f64);
+                    previous = Some((ts, v));
+                    match rate {
+                        Some(r) => r,
+                        None => continue,
                     }
-                }
-                // The ring is in time order: one map update per bucket, not per sample.
-                for run in
-                    own.chunk_by(|a, b| a.0.div_euclid(p.bucket_ms) == b.0.div_euclid(p.bucket_ms))
-                {
-                    let cell = metric
-                        .buckets
-                        .entry(run[0].0.div_euclid(p.bucket_ms))
-                        .or_insert((0.0, 0));
-                    cell.0 += run.iter().map(|(_, v)| v).sum::<f64>();
-                    cell.1 += run.len() as u32;
-                }
-                // Reported on the pod whose own recent values moved most against its own
-                // history, so an incident and its plan point at the pod that moved, not at a
-                // sibling that took over some of its load.
-                let deviation = recent_deviation(&own, 2 * p.bucket_ms);
-                if deviation > metric.sigma {
-                    metric.series = s.hash;
-                    metric.sigma = deviation;
+                } else {
+                    v
+                };
+                if value.is_finite() {
+                    own.push((ts, value));
                 }
             }
-        }
+            // The ring is in time order: one map update per bucket, not per sample.
+            for run in
+                own.chunk_by(|a, b| a.0.div_euclid(p.bucket_ms) == b.0.div_euclid(p.bucket_ms))
+            {
+                let cell = metric
+                    .buckets
+                    .entry(run[0].0.div_euclid(p.bucket_ms))
+                    .or_insert((0.0, 0));
+                cell.0 += run.iter().map(|(_, v)| v).sum::<f64>();
+                cell.1 += run.len() as u32;
+            }
+            // Reported on the pod whose own recent values moved most against its own
+            // history, so an incident and its plan point at the pod that moved, not at a
+            // sibling that took over some of its load.
+            let deviation = recent_deviation(&own, 2 * p.bucket_ms);
+            if deviation > metric.sigma {
+                metric.series = s.hash;
+                metric.sigma = deviation;
+            }
+        });
         let mut firing = self.services.lock().unwrap_or_else(|p| p.into_inner());
         let mut verdicts: HashMap<u64, (u64, i64, ServiceDeviation)> = HashMap::new();
         // Services that could not be judged (too few metrics, too little history before a
@@ -159,12 +170,14 @@ impl Store {
             let severity = deviation
                 .as_ref()
                 .map_or(Severity::Medium, |d| Severity::from_sigma(d.sigmas));
-            self.with_series(series, |s| {
-                let mut e = self.event(s, kind, id, s.last_ts, s.last_ts, severity, reason);
+            let mut event = None;
+            population.visit_one(series, &mut |s, state| {
+                let mut e = self.event(s, state, kind, id, s.last_ts, s.last_ts, severity, reason);
                 e.anomaly_kind = AnomalyKind::ServiceAnomaly;
-                e.service = deviation.map(Box::new);
-                e
-            })
+                e.service = deviation.clone().map(Box::new);
+                event = Some(e);
+            });
+            event
         };
         let judged: Vec<u64> = verdicts.keys().copied().collect();
         for (service, (series, bucket, deviation)) in verdicts {
@@ -172,7 +185,7 @@ impl Store {
                 f.calm = 0;
                 continue;
             }
-            let id = self.next_anomaly.fetch_add(1, Ordering::Relaxed);
+            let id = self.next_id();
             let fired = ServiceFiring {
                 anomaly_id: id,
                 series,

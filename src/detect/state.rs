@@ -1,0 +1,160 @@
+//! Per-series detection state, as the store holds it: opaque to the store, which keeps one
+//! beside each ring and hands it back to [`super::engine::Detection`] with every sample and at
+//! upkeep. What readers outside detection may see of it goes through the accessors here.
+
+use serde::Serialize;
+
+use super::forecast::{Breach, ForecastPoint, ForecastState};
+use super::lifecycle::Lifecycle;
+use super::rate::RateState;
+use super::{DetectorState, Score};
+use crate::model::labels::SeriesLabels;
+
+/// What detection may read of a series the store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesView<'a> {
+    pub hash: u64,
+    pub labels: &'a SeriesLabels,
+    /// Catalog class (`catalog::NO_CLASS` when none matched).
+    pub class: u16,
+    /// Counter-like: detection sees per-second rates.
+    pub cumulative: bool,
+    pub stale: bool,
+    /// Timestamp of the newest sample.
+    pub last_ts: i64,
+}
+
+/// A series' recent samples, oldest first (the store's ring).
+pub trait History {
+    /// Appends the samples held to `out`, oldest first.
+    fn decode_into(&self, out: &mut Vec<(i64, f64)>);
+}
+
+/// Every series the store holds, for the upkeep that compares series with each other (peer
+/// groups, services). Implemented by the store; each visit takes the locks it needs.
+pub trait Population {
+    /// Visits every series; keep `f` cheap, it blocks that series' writers.
+    fn visit(&self, f: &mut dyn FnMut(&SeriesView<'_>, &dyn History, &mut SeriesState));
+    /// Visits one series by its hash; false when it is gone.
+    fn visit_one(&self, hash: u64, f: &mut dyn FnMut(&SeriesView<'_>, &mut SeriesState)) -> bool;
+}
+
+/// One series' detection state: rate, baseline, lifecycle, last score, forecast, peer status.
+#[derive(Debug, Clone)]
+pub struct SeriesState {
+    /// Whether samples go through the detectors (config may narrow detection to the catalog).
+    pub(super) enabled: bool,
+    pub(super) rate: RateState,
+    pub(super) detector: DetectorState,
+    pub(super) lifecycle: Lifecycle,
+    pub(super) last_score: Score,
+    /// Forecast and predicted breach, for catalog metrics with a breach threshold.
+    pub(super) forecast: Option<Box<ForecastState>>,
+    /// Id of the open peer_outlier anomaly (0 when none) and calm checks since it stood out.
+    pub(super) peer_anomaly: u64,
+    pub(super) peer_calm: u8,
+}
+
+/// A series' band as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineSummary {
+    pub mean: f64,
+    pub sigma: f64,
+    pub median: f64,
+    pub mad: f64,
+    pub samples_seen: u32,
+    pub season: Option<SeasonInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeasonInfo {
+    pub period_seconds: i64,
+    pub bins: usize,
+    pub strength: f32,
+    pub active: bool,
+    /// Found in the series' own samples rather than named by config.
+    pub discovered: bool,
+}
+
+impl SeriesState {
+    pub(super) fn new(enabled: bool, detector: DetectorState) -> Self {
+        Self {
+            enabled,
+            rate: RateState::default(),
+            detector,
+            lifecycle: Lifecycle::default(),
+            last_score: Score::default(),
+            forecast: None,
+            peer_anomaly: 0,
+            peer_calm: 0,
+        }
+    }
+
+    /// Whether samples of this series go through the detectors.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn is_firing(&self) -> bool {
+        self.lifecycle.is_firing()
+    }
+
+    /// The last score, for /metrics, write-back and the API.
+    pub fn last_score(&self) -> Score {
+        self.last_score
+    }
+
+    pub fn forecast_points(&self) -> &[ForecastPoint] {
+        self.forecast.as_deref().map_or(&[], |f| &f.points)
+    }
+
+    pub fn predicted_breach(&self) -> Option<Breach> {
+        self.forecast.as_deref().and_then(|f| f.breach)
+    }
+
+    /// Whether the baseline has seen enough to be worth keeping (snapshot, backfill).
+    pub fn has_learned(&self) -> bool {
+        self.detector.has_learned()
+    }
+
+    /// The learned baseline, for snapshots and export.
+    pub fn detector(&self) -> &DetectorState {
+        &self.detector
+    }
+
+    /// Replaces the learned baseline (an import or a snapshot restore).
+    pub fn replace_detector(&mut self, detector: DetectorState) {
+        self.detector = detector;
+    }
+
+    /// Forgets every open anomaly without reporting it (history's anomalies are not news).
+    pub fn forget_anomalies(&mut self) {
+        self.lifecycle = Lifecycle::default();
+        if let Some(f) = self.forecast.as_deref_mut() {
+            f.anomaly_id = 0;
+        }
+    }
+
+    pub fn baseline(&self) -> BaselineSummary {
+        let d = &self.detector;
+        BaselineSummary {
+            mean: d.ewma.mean,
+            sigma: d.ewma.std(),
+            median: d.robust.median,
+            mad: d.robust.mad,
+            samples_seen: d.seen,
+            season: d.seasonal.as_deref().map(|p| SeasonInfo {
+                period_seconds: p.period_ms / 1000,
+                bins: p.bins.len(),
+                strength: p.strength,
+                active: p.active,
+                discovered: p.discovered,
+            }),
+        }
+    }
+
+    /// Heap bytes held (the inline part is counted with the series).
+    pub fn heap_bytes(&self) -> usize {
+        self.detector.heap_bytes() + self.forecast.as_ref().map_or(0, |f| f.heap_bytes())
+    }
+}
