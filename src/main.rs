@@ -1,7 +1,6 @@
 //! The `sre-agent` command line: serve | demo | check-config.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -268,13 +267,7 @@ fn run(cli: Cli) -> Result<()> {
                 let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
                 #[cfg(not(feature = "kube"))]
                 let events = None;
-                #[allow(unused_mut)]
-                let mut executors: Vec<Arc<dyn sre_agent::act::executor::Executor>> = Vec::new();
-                #[cfg(feature = "kube")]
-                match sre_agent::act::kubernetes::client(&config.kubernetes).await {
-                    Ok(client) => executors.push(Arc::new(sre_agent::act::kubernetes::KubeExecutor::new(client))),
-                    Err(e) => tracing::info!(reason = %e, "remediation: no Kubernetes API reachable; Kubernetes steps are refused (planned and audited in dry run)"),
-                }
+                let executors = sre_agent::act::executor::cluster_executors(&config.kubernetes).await;
                 let pipeline = Pipeline::build(config, events, executors)?;
                 report_remediation(&pipeline);
                 connect_qdrant(&pipeline).await;

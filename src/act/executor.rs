@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::decide::plan::PlannedStep;
+use crate::model::action::Action;
 
 /// The target as it is now, for the label blacklist.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,7 @@ pub type ActFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ActError>> + S
 pub trait Executor: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether this executor runs `action`.
-    fn handles(&self, action: &str) -> bool;
+    fn handles(&self, action: Action) -> bool;
     /// The live target, when the action has one (`None`: an outside endpoint).
     fn inspect<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Option<LiveObject>>;
     fn apply<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Applied>;
@@ -63,4 +64,27 @@ pub fn int_parameter(step: &PlannedStep, name: &str, default: i64) -> Result<i64
             ))
         }),
     }
+}
+
+/// The executors this build can run beyond the built-in HTTP one: the Kubernetes executor when
+/// the `kube` feature is on and the API in `kubernetes` answers. Without one, Kubernetes steps
+/// are refused at run time (still planned, and audited in dry run).
+pub async fn cluster_executors(
+    kubernetes: &crate::config::KubernetesConfig,
+) -> Vec<std::sync::Arc<dyn Executor>> {
+    #[allow(unused_mut)]
+    let mut executors: Vec<std::sync::Arc<dyn Executor>> = Vec::new();
+    #[cfg(feature = "kube")]
+    match super::kubernetes::client(kubernetes).await {
+        Ok(client) => executors.push(std::sync::Arc::new(super::kubernetes::KubeExecutor::new(
+            client,
+        ))),
+        Err(e) => tracing::info!(
+            reason = %e,
+            "remediation: no Kubernetes API reachable; Kubernetes steps are refused (planned and audited in dry run)"
+        ),
+    }
+    #[cfg(not(feature = "kube"))]
+    let _ = kubernetes;
+    executors
 }

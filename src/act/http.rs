@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject};
 use crate::decide::plan::PlannedStep;
+use crate::model::action::Action;
 use crate::net::{delay, redact_url, retry_after, retryable_status};
 
 pub struct HttpExecutor {
@@ -88,8 +89,8 @@ impl Executor for HttpExecutor {
         "http"
     }
 
-    fn handles(&self, action: &str) -> bool {
-        action == "circuit_breaker"
+    fn handles(&self, action: Action) -> bool {
+        action == Action::CircuitBreaker
     }
 
     fn inspect<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Option<LiveObject>> {

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject, int_parameter};
 use crate::decide::plan::PlannedStep;
+use crate::model::action::Action;
 
 pub struct KubeExecutor {
     client: kube::Client,
@@ -231,17 +232,20 @@ impl Executor for KubeExecutor {
         "kubernetes"
     }
 
-    fn handles(&self, action: &str) -> bool {
+    fn handles(&self, action: Action) -> bool {
         matches!(
             action,
-            "pod_restart" | "scale_deployment" | "hpa_scale" | "deployment_rollback"
+            Action::PodRestart
+                | Action::ScaleDeployment
+                | Action::HpaScale
+                | Action::DeploymentRollback
         )
     }
 
     fn inspect<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Option<LiveObject>> {
         Box::pin(async move {
-            let object = match step.action.as_str() {
-                "pod_restart" => {
+            let object = match step.action {
+                Action::PodRestart => {
                     let p: Pod = self
                         .api(&step.namespace)
                         .get(&step.target)
@@ -249,7 +253,7 @@ impl Executor for KubeExecutor {
                         .map_err(|e| err(step, e))?;
                     live("Pod", &p.metadata)
                 }
-                "hpa_scale" => {
+                Action::HpaScale => {
                     let h: HorizontalPodAutoscaler = self
                         .api(&step.namespace)
                         .get(&Self::hpa_name(step))
@@ -272,11 +276,11 @@ impl Executor for KubeExecutor {
 
     fn apply<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Applied> {
         Box::pin(async move {
-            match step.action.as_str() {
-                "pod_restart" => self.restart_pod(step).await,
-                "scale_deployment" => self.scale(step).await,
-                "hpa_scale" => self.scale_hpa(step).await,
-                "deployment_rollback" => self.rollback(step).await,
+            match step.action {
+                Action::PodRestart => self.restart_pod(step).await,
+                Action::ScaleDeployment => self.scale(step).await,
+                Action::HpaScale => self.scale_hpa(step).await,
+                Action::DeploymentRollback => self.rollback(step).await,
                 other => Err(ActError::Invalid(format!(
                     "the Kubernetes executor does not run {other}"
                 ))),
@@ -290,14 +294,14 @@ impl Executor for KubeExecutor {
         before: &'a serde_json::Value,
     ) -> ActFuture<'a, ()> {
         Box::pin(async move {
-            match step.action.as_str() {
-                "scale_deployment" => {
+            match step.action {
+                Action::ScaleDeployment => {
                     let replicas = before["replicas"]
                         .as_i64()
                         .ok_or_else(|| ActError::Invalid("no replicas to restore".into()))?;
                     patch_replicas(&self.api(&step.namespace), step, replicas as i32).await
                 }
-                "hpa_scale" => {
+                Action::HpaScale => {
                     let name = before["hpa"].as_str().unwrap_or(&step.target);
                     let patch = json!({"spec": {"minReplicas": before["minReplicas"], "maxReplicas": before["maxReplicas"]}});
                     let api: Api<HorizontalPodAutoscaler> = self.api(&step.namespace);
@@ -306,7 +310,7 @@ impl Executor for KubeExecutor {
                         .map(|_| ())
                         .map_err(|e| err(step, e))
                 }
-                "deployment_rollback" => {
+                Action::DeploymentRollback => {
                     let api: Api<Deployment> = self.api(&step.namespace);
                     let mut d = api.get(&step.target).await.map_err(|e| err(step, e))?;
                     let template = serde_json::from_value(before["template"].clone())

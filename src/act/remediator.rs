@@ -24,6 +24,7 @@ use crate::decide::plan::{
 };
 use crate::decide::playbooks::Playbook;
 use crate::incident::{IncidentBook, IncidentState, RemediationNote};
+use crate::model::action::Action;
 use crate::notify::Notifier;
 
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +259,7 @@ impl Remediator {
             .clone()
     }
 
-    fn count(&self, action: &str, result: &str) {
+    fn count(&self, action: Action, result: &str) {
         *self
             .outcomes
             .lock()

@@ -146,7 +146,7 @@ mod tests {
     fn step(namespace: &str, target: &str) -> PlannedStep {
         PlannedStep {
             name: "s".into(),
-            action: "pod_restart".into(),
+            action: crate::model::action::Action::PodRestart,
             target: target.into(),
             namespace: namespace.into(),
             parameters: Default::default(),

@@ -177,11 +177,6 @@ impl RulesFile {
                     ));
                 }
             }
-            for (j, step) in r.remediation.iter().enumerate() {
-                if step.action.is_empty() {
-                    bad(&format!("remediation[{j}].action must not be empty"));
-                }
-            }
             if r.cause.is_empty() {
                 r.cause = r.id.clone();
             }

@@ -11,11 +11,12 @@ use super::playbooks::{Playbook, matched_triggers, render};
 use super::risk::{RiskAssessment, RiskInput, RiskLevel, assess};
 use crate::config::remediation::RiskConfig;
 use crate::incident::Incident;
+use crate::model::action::Action;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlannedStep {
     pub name: String,
-    pub action: String,
+    pub action: Action,
     pub target: String,
     /// The incident's namespace: where the target lives.
     pub namespace: String,
@@ -135,7 +136,7 @@ impl ExecutionStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepRun {
     pub name: String,
-    pub action: String,
+    pub action: Action,
     pub target: String,
     /// done, failed, dry_run, refused, rolled_back, rollback_failed, skipped.
     pub status: String,
@@ -153,7 +154,7 @@ impl StepRun {
     pub fn of(step: &PlannedStep, name: String, status: &str, now_ms: i64) -> Self {
         Self {
             name,
-            action: step.action.clone(),
+            action: step.action,
             target: format!("{}/{}", step.namespace, step.target),
             status: status.into(),
             before: serde_json::Value::Null,
@@ -249,7 +250,7 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
         .map(|s| {
             Some(PlannedStep {
                 name: s.name.clone(),
-                action: s.action.clone(),
+                action: s.action,
                 target: render(&s.target, incident).ok()?,
                 namespace: namespace.clone(),
                 parameters: s.parameters.clone(),
@@ -291,8 +292,8 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
             .anomalies
             .iter()
             .any(|m| m.kind == "predicted_breach"),
-        action: &first.action,
-        blast_radius: if first.action == "pod_restart" {
+        action: first.action,
+        blast_radius: if first.action == Action::PodRestart {
             1.0 / pods.len().max(3) as f64
         } else {
             1.0

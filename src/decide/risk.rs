@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::remediation::{RiskThresholds, RiskWeights};
 use crate::detect::Severity;
+use crate::model::action::Action;
 
 impl RiskWeights {
     pub fn problems(&self) -> Vec<String> {
@@ -97,7 +98,7 @@ pub struct RiskInput<'a> {
     pub breach_within_hour: bool,
     /// The action (pod_restart, hpa_scale, deployment_rollback, config_rollback,
     /// circuit_breaker, database_failover, …).
-    pub action: &'a str,
+    pub action: Action,
     /// Fraction of the service's pods the action touches (1 for deployment-wide actions).
     pub blast_radius: f64,
 }
@@ -113,16 +114,6 @@ pub struct RiskAssessment {
     pub weights: RiskWeights,
     /// Why each part is what it is, and any override.
     pub reasons: Vec<String>,
-}
-
-/// How hard an action is to get right, and to undo (the seed's action table: low, medium, high).
-pub fn complexity_of(action: &str) -> f64 {
-    match action {
-        "pod_restart" | "hpa_scale" | "scale_up" => 0.2,
-        "deployment_rollback" | "config_rollback" | "circuit_breaker" | "hpa_patch" => 0.5,
-        "database_failover" => 0.95,
-        _ => 0.6,
-    }
 }
 
 fn category_weight(category: &str) -> f64 {
@@ -207,7 +198,7 @@ pub fn assess(
         },
         input.namespace
     ));
-    let complexity = complexity_of(input.action);
+    let complexity = input.action.complexity();
     reasons.push(format!("complexity of {}: {complexity}", input.action));
     let score = weights.severity * severity
         + weights.urgency * urgency
@@ -237,7 +228,7 @@ mod tests {
     fn input<'a>(
         categories: &'a [String],
         namespace: &'a str,
-        action: &'a str,
+        action: &str,
         severity: Severity,
     ) -> RiskInput<'a> {
         RiskInput {
@@ -248,7 +239,7 @@ mod tests {
             firing: 1,
             age_minutes: 2.0,
             breach_within_hour: false,
-            action,
+            action: action.parse().expect("a known action"),
             blast_radius: 1.0 / 3.0,
         }
     }

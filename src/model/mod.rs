@@ -1,7 +1,8 @@
 //! The types the stages hand each other: a decoded batch, a series' labels and id, the stale
-//! marker, approval links, the wall clock. A leaf: it imports no other layer, so every stage may
+//! marker, remediation actions, approval links, the wall clock. A leaf: it imports no other layer, so every stage may
 //! depend on it and none of them on each other just to name a shared type.
 
+pub mod action;
 pub mod batch;
 pub mod clock;
 pub mod kind;

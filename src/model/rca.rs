@@ -41,7 +41,7 @@ pub struct Rca {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Remediation {
-    pub action: String,
+    pub action: crate::model::action::Action,
     #[serde(default)]
     pub target: String,
 }

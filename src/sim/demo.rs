@@ -420,13 +420,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         addr: "127.0.0.1:0".into(),
         source,
     })?;
-    #[allow(unused_mut)]
-    let mut executors: Vec<Arc<dyn crate::act::executor::Executor>> = Vec::new();
-    #[cfg(feature = "kube")]
-    match crate::act::kubernetes::client(&config.kubernetes).await {
-        Ok(client) => executors.push(Arc::new(crate::act::kubernetes::KubeExecutor::new(client))),
-        Err(e) => tracing::warn!(error = %e, "demo: no client for the simulated cluster"),
-    }
+    let executors = crate::act::executor::cluster_executors(&config.kubernetes).await;
     // The simulated cluster's rollouts and OOM kills reach the RCA as Kubernetes events would.
     let cluster_events = std::sync::Arc::new(crate::analyze::events::RecordedEvents::default());
     let pipeline = Pipeline::build(config, Some(cluster_events.clone()), executors)?;

@@ -12,9 +12,10 @@ use crate::act::executor::{ActError, Executor};
 use crate::act::safety::Refusal;
 use crate::decide::plan::{ApprovedPlan, ExecutionStatus, Plan, StepRun};
 use crate::incident::IncidentState;
+use crate::model::action::Action;
 
 impl Remediator {
-    fn executor_for(&self, action: &str) -> Option<&Arc<dyn Executor>> {
+    fn executor_for(&self, action: Action) -> Option<&Arc<dyn Executor>> {
         self.executors.iter().find(|e| e.handles(action))
     }
 
@@ -98,7 +99,7 @@ impl Remediator {
         let steps = plan.steps.clone();
         for (i, step) in steps.iter().enumerate() {
             let mut run = StepRun::of(step, step.name.clone(), "", now_ms());
-            let executor = self.executor_for(&step.action).cloned();
+            let executor = self.executor_for(step.action).cloned();
             let checked = self
                 .rails
                 .check(
@@ -225,7 +226,7 @@ impl Remediator {
     }
 
     async fn step_done(&self, plan: &mut Plan, run: StepRun, result: &str) {
-        self.count(&run.action, result);
+        self.count(run.action, result);
         let _ = self
             .record("step_end", "executor", &plan.id, json!({"step": run}))
             .await;
@@ -255,7 +256,7 @@ impl Remediator {
                     json!({"index": i, "step": step}),
                 )
                 .await;
-            let outcome = match self.executor_for(&step.action) {
+            let outcome = match self.executor_for(step.action) {
                 Some(ex) => tokio::time::timeout(
                     Duration::from_secs(step.timeout_seconds.max(1)),
                     ex.undo(&step, before),

@@ -18,7 +18,10 @@ fn a_memory_leak_gets_the_pod_restart_playbook_with_its_risk() {
     let plan = plan_for(&incident, &load(None).unwrap(), &ctx(&w)).unwrap();
     assert_eq!(plan.playbook_id, "pod-restart");
     assert_eq!(plan.steps[0].target, "risk-service-0");
-    assert_eq!(plan.steps[0].action, "pod_restart");
+    assert_eq!(
+        plan.steps[0].action,
+        crate::model::action::Action::PodRestart
+    );
     // risk_override 0.25: AUTO, no approval needed.
     assert_eq!(plan.risk.score, 0.25);
     assert_eq!(plan.state, PlanState::Approved);
@@ -109,7 +112,7 @@ fn credentials_in_step_parameters_never_serialize() {
     p.insert("grace_period".to_string(), serde_json::json!(30));
     let step = PlannedStep {
         name: "s".into(),
-        action: "circuit_breaker".into(),
+        action: crate::model::action::Action::CircuitBreaker,
         target: "t".into(),
         namespace: "n".into(),
         parameters: p.clone(),
