@@ -285,6 +285,8 @@ fn run(cli: Cli) -> Result<()> {
                 let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
                 sre_agent::serve(pipeline.clone(), listener, shutdown_signal()).await?;
+                // Queued webhooks, alerts and knowledge-base writes go out before the state is saved.
+                pipeline.shutdown(SHUTDOWN_GRACE).await;
                 let p = pipeline.clone();
                 tokio::task::spawn_blocking(move || {
                     p.save_snapshot_now();
@@ -364,6 +366,9 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+
+/// How long shutdown waits for background tasks to drain their queues before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

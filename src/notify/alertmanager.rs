@@ -119,12 +119,18 @@ impl AlertmanagerWorker {
         SystemTime::now() + self.resend * 4
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Notice>) {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Notice>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.resend);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tokio::select! {
+                // Closed, the queue still yields what it holds, then None.
+                () = stop.cancelled(), if !stop.is_cancelled() => rx.close(),
                 notice = rx.recv() => {
                     let Some(notice) = notice else { return };
                     let mut batch = self.handle(notice);

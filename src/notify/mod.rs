@@ -44,6 +44,9 @@ pub enum WebhookMessage {
     },
 }
 
+/// A notification worker, to be spawned by the caller that owns the tasks.
+pub type Worker = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 #[derive(Clone, Default)]
 pub struct Notifier {
     webhook: Option<mpsc::Sender<WebhookMessage>>,
@@ -55,11 +58,14 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the configured workers on the current tokio runtime.
+    /// The notifier and its workers, for the caller to spawn. Once `stop` fires, each worker
+    /// closes its queue, sends what is already in it and returns.
     pub fn start(
         config: &crate::config::NotificationConfig,
         telemetry: Arc<Telemetry>,
-    ) -> Result<Self, crate::net::ClientError> {
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(Self, Vec<Worker>), crate::net::ClientError> {
+        let mut workers: Vec<Worker> = Vec::new();
         let mut n = Self {
             telemetry: telemetry.clone(),
             ..Default::default()
@@ -67,7 +73,7 @@ impl Notifier {
         if !config.webhook.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.webhook.queue_size.max(1));
             let worker = webhook::WebhookWorker::new(&config.webhook, telemetry.clone())?;
-            tokio::spawn(worker.run(rx));
+            workers.push(Box::pin(worker.run(rx, stop.clone())));
             n.webhook = Some(tx);
             use crate::config::WebhookEvents;
             n.webhook_anomalies = config.webhook.events.contains(&WebhookEvents::Anomaly);
@@ -77,10 +83,10 @@ impl Notifier {
         if !config.alertmanager.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.alertmanager.queue_size.max(1));
             let worker = alertmanager::AlertmanagerWorker::new(&config.alertmanager, telemetry)?;
-            tokio::spawn(worker.run(rx));
+            workers.push(Box::pin(worker.run(rx, stop)));
             n.alertmanager = Some(tx);
         }
-        Ok(n)
+        Ok((n, workers))
     }
 
     pub fn publish(

@@ -67,8 +67,18 @@ impl WebhookWorker {
         })
     }
 
-    pub async fn run(self, mut rx: mpsc::Receiver<WebhookMessage>) {
-        while let Some(message) = rx.recv().await {
+    pub async fn run(
+        self,
+        mut rx: mpsc::Receiver<WebhookMessage>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                // Closed, the queue still yields what it holds, then None.
+                () = stop.cancelled(), if !stop.is_cancelled() => { rx.close(); continue }
+            };
+            let Some(message) = message else { break };
             let (event, subject, body) = match &message {
                 WebhookMessage::Anomaly(notice) => {
                     let event = format!(

@@ -583,6 +583,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoSummary, DemoError> {
         Err(_) => summary.audit_intact = false,
     }
     let _ = stop_tx.send(());
+    pipeline.shutdown(Duration::from_secs(5)).await;
     Ok(summary)
 }
 

@@ -65,7 +65,7 @@ impl Agent {
 
     /// Where this agent's audit log lives.
     pub fn audit_dir(&self) -> std::path::PathBuf {
-        Pipeline::audit_dir(&self.pipeline.config)
+        sre_agent::pipeline::persist::audit_dir(&self.pipeline.config)
     }
 
     pub fn url(&self, path: &str) -> String {
