@@ -10,6 +10,7 @@ pub mod noisy;
 pub mod oncall;
 pub mod scenario;
 pub mod sender;
+pub mod summary;
 pub mod trial;
 
 use crate::ingest::encode::TimeSeries;
