@@ -1,6 +1,8 @@
 //! Webhook notifications: a JSON POST per incident step (opened, analyzed, mitigated,
 //! resolved), per plan step (approval requested with callback links, executed, failed,
 //! rejected, expired) and, when configured, per anomaly transition (fired, escalated, resolved).
+//! The worker owns its queue and is the only one who waits on the receiver: it never blocks a
+//! publisher, and on shutdown it closes the queue and sends what it still holds.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

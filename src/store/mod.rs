@@ -1,4 +1,6 @@
-//! The store: series registry (label set → compact slot), per-series rings and detector state.
+//! The store: series registry (label set → compact slot) and per-series rings. Each series
+//! carries its detector state (`detect::state::SeriesState`) for `detect::engine::Detection`
+//! to update under the shard lock; the store holds it but never reads inside it.
 //!
 //! Series are partitioned into shards by the hash of their label set. A write request groups its
 //! series by shard and takes each shard's lock once for all of that shard's samples, so there is
