@@ -127,10 +127,11 @@ impl AlertmanagerWorker {
         let mut tick = tokio::time::interval(self.resend);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut closing = false;
         loop {
             tokio::select! {
                 // Closed, the queue still yields what it holds, then None.
-                () = stop.cancelled(), if !stop.is_cancelled() => rx.close(),
+                () = stop.cancelled(), if !closing => { rx.close(); closing = true }
                 notice = rx.recv() => {
                     let Some(notice) = notice else { return };
                     let mut batch = self.handle(notice);

@@ -156,3 +156,97 @@ impl Notifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{NotificationConfig, WebhookEvents};
+    use crate::detect::book::Anomaly;
+    use crate::detect::event::{AnomalyKind, EventKind};
+    use crate::detect::{Score, Severity};
+    use crate::model::labels::SeriesLabels;
+
+    fn event(id: u64) -> AnomalyEvent {
+        let labels = SeriesLabels::from_pairs([(&b"__name__"[..], &b"latency"[..])].into_iter())
+            .expect("valid labels");
+        AnomalyEvent {
+            kind: EventKind::Fired,
+            anomaly_kind: AnomalyKind::Anomaly,
+            breach: None,
+            shift: None,
+            peer: None,
+            service: None,
+            anomaly_id: id,
+            series_id: id,
+            labels,
+            category: "trading".into(),
+            started_ts: 1_000,
+            ts: 1_000,
+            score: Score::default(),
+            severity: Severity::High,
+            reason: None,
+            produced_at: std::time::SystemTime::now(),
+        }
+    }
+
+    /// A receiver that takes 100 ms per POST, so the queue is still full when shutdown starts.
+    async fn slow_receiver() -> (String, Arc<Mutex<usize>>) {
+        let got = Arc::new(Mutex::new(0));
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let sink = sink.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    *sink.lock().expect("lock") += 1;
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (url, got)
+    }
+
+    #[tokio::test]
+    async fn a_stopped_webhook_worker_sends_what_was_queued_then_refuses_more() {
+        let (url, got) = slow_receiver().await;
+        let mut config = NotificationConfig::default();
+        config.webhook.url = url;
+        config.webhook.events = vec![WebhookEvents::Anomaly];
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (notifier, workers) =
+            Notifier::start(&config, Arc::new(Telemetry::default()), stop.clone()).expect("start");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        for id in 1..=5 {
+            let e = event(id);
+            notifier.publish(&e, Anomaly::from_event(&e), None);
+        }
+        stop.cancel();
+        for h in handles {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("the worker returns once its queue is empty")
+                .expect("no panic");
+        }
+        assert_eq!(
+            *got.lock().expect("lock"),
+            5,
+            "every queued notice was sent"
+        );
+        let e = event(6);
+        notifier.publish(&e, Anomaly::from_event(&e), None);
+        assert_eq!(
+            notifier.telemetry.channel_count("webhook", "dropped"),
+            1,
+            "a notice after shutdown is counted as dropped, not lost silently"
+        );
+    }
+}

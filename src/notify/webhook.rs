@@ -74,11 +74,12 @@ impl WebhookWorker {
         mut rx: mpsc::Receiver<WebhookMessage>,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        let mut closing = false;
         loop {
             let message = tokio::select! {
                 m = rx.recv() => m,
                 // Closed, the queue still yields what it holds, then None.
-                () = stop.cancelled(), if !stop.is_cancelled() => { rx.close(); continue }
+                () = stop.cancelled(), if !closing => { rx.close(); closing = true; continue }
             };
             let Some(message) = message else { break };
             let (event, subject, body) = match &message {

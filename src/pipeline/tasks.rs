@@ -166,10 +166,11 @@ pub(super) async fn write_knowledge(
     remote: Arc<std::sync::OnceLock<Arc<dyn crate::analyze::knowledge::RemoteKnowledge>>>,
     stop: CancellationToken,
 ) {
+    let mut closing = false;
     loop {
         let incident = tokio::select! {
             i = queue.recv() => i,
-            () = stop.cancelled(), if !stop.is_cancelled() => { queue.close(); continue }
+            () = stop.cancelled(), if !closing => { queue.close(); closing = true; continue }
         };
         let Some(incident) = incident else { return };
         let kb = knowledge.clone();
