@@ -1,5 +1,6 @@
 //! HTTP routes (axum). Handlers translate between HTTP and the pipeline; they hold no state of
-//! their own and never block on outbound I/O.
+//! their own and never block on outbound I/O. The write route holds only the intake
+//! (`pipeline::intake::Intake`); the read and approval routes hold the pipeline's handles.
 
 pub mod auth;
 pub mod error;
@@ -21,8 +22,11 @@ const IMPORT_BODY_LIMIT: usize = 1 << 30;
 pub fn router(p: Arc<Pipeline>) -> Router {
     // The write handler enforces its own (configured) body limit and answers 413 itself.
     let body_limit = p.config.ingest.max_body_bytes.saturating_add(1);
-    Router::new()
+    let write = Router::new()
         .route("/api/v1/write", post(write::handle))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(p.intake.clone());
+    Router::new()
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/live", get(routes::live))
@@ -63,4 +67,5 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(p)
+        .merge(write)
 }

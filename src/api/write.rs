@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::write_allowed;
 use super::error::ApiError;
-use crate::Pipeline;
 use crate::ingest::{Protocol, decode_request, snappy};
+use crate::pipeline::intake::Intake;
 
 pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
 pub const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
@@ -79,7 +79,7 @@ fn with_written(mut resp: Response, protocol: Option<Protocol>, w: &Written) -> 
     resp
 }
 
-pub async fn handle(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn handle(State(p): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let protocol = protocol_of(&headers).ok();
     let nothing = Written {
@@ -107,12 +107,12 @@ pub async fn handle(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bo
 }
 
 async fn process(
-    p: &Pipeline,
+    p: &Intake,
     headers: &HeaderMap,
     body: Body,
     protocol: Option<Protocol>,
 ) -> Result<Written, (ApiError, Option<Written>)> {
-    let cfg = &p.config.ingest;
+    let cfg = &p.config;
     if !write_allowed(headers, &cfg.auth) {
         return Err((ApiError::Unauthorized, None));
     }

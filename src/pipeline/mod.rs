@@ -4,35 +4,30 @@
 //! The tasks live in [`topology`], persistence at start and stop in [`persist`]. It decides
 //! nothing itself: detection, grouping, analysis and action belong to their layers.
 
+pub mod intake;
 pub mod persist;
 pub mod router;
 pub mod tasks;
 pub mod topology;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-
 use crate::config::Config;
 use crate::detect::book::AnomalyBook;
-use crate::detect::event::AnomalyEvent;
 use crate::incident::{self, IncidentBook};
-use crate::ingest::Batch;
 use crate::model::clock::now_ms as unix_ms;
 use crate::notify::Notifier;
 use crate::store::{Store, StoreOptions};
 use crate::telemetry::Telemetry;
 use crate::{BuildError, act, analyze, decide, ingest};
+use intake::Intake;
 use router::EventRouter;
 use topology::Topology;
 
 /// Resolved anomalies kept for the API after they end.
 const RESOLVED_HISTORY: usize = 10_000;
-/// Decode buffers larger than this are not kept in the pool, so one huge request does not pin
-/// its memory forever.
-const POOLED_BODY_MAX: usize = 8 << 20;
 
 /// The running agent: store, detectors, anomaly book, notifiers and their wiring.
 pub struct Pipeline {
@@ -41,7 +36,8 @@ pub struct Pipeline {
     pub book: Arc<AnomalyBook>,
     pub telemetry: Arc<Telemetry>,
     pub notifier: Notifier,
-    pub inflight: Arc<Semaphore>,
+    /// The entry for decoded samples (write route, scrapers).
+    pub intake: Arc<Intake>,
     /// Anomalies grouped into incidents.
     pub incidents: Arc<IncidentBook>,
     /// Root-cause analysis of incidents (run by a background worker).
@@ -52,15 +48,7 @@ pub struct Pipeline {
     pub remediator: Arc<act::remediator::Remediator>,
     /// The background tasks and their shutdown.
     pub topology: Topology,
-    router: EventRouter,
-    rca_queue: tokio::sync::mpsc::Sender<String>,
     rca_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
-    /// Resolved incidents on their way into the knowledge base (written off the request path).
-    learn_queue: tokio::sync::mpsc::Sender<incident::Incident>,
-    /// Newest sample time seen (ms), the incidents' clock: sample time, so the simulator and
-    /// replays age incidents as live traffic does.
-    sample_clock: Arc<AtomicI64>,
-    batches: Mutex<Vec<Batch>>,
     started: Instant,
     ready: AtomicBool,
 }
@@ -162,117 +150,49 @@ impl Pipeline {
                 sample_clock: sample_clock.clone(),
             },
         )?);
-        Ok(Arc::new(Self {
-            remediator,
-            analyzer: Arc::new(analyzer),
-            learn_queue,
-            rca_queue,
-            rca_receiver: Mutex::new(Some(rca_receiver)),
-            store,
-            router: EventRouter {
+        let intake = Arc::new(Intake::new(
+            config.ingest.clone(),
+            store.clone(),
+            telemetry.clone(),
+            EventRouter {
                 book: book.clone(),
                 incidents: incidents.clone(),
             },
+            notifier.clone(),
+            rca_queue,
+            learn_queue,
+            sample_clock,
+        ));
+        Ok(Arc::new(Self {
+            remediator,
+            analyzer: Arc::new(analyzer),
+            rca_receiver: Mutex::new(Some(rca_receiver)),
+            store,
+            intake,
             book,
             topology,
-            inflight: Arc::new(Semaphore::new(config.ingest.max_inflight_requests.max(1))),
             scrape_health: Arc::default(),
             incidents,
-            sample_clock,
             notifier,
             telemetry,
             config,
-            batches: Mutex::new(Vec::new()),
             started: Instant::now(),
             ready: AtomicBool::new(false),
         }))
-    }
-
-    /// Stores and judges a decoded batch (remote write or scrape): counters, store, anomaly
-    /// events. Synchronous and lock-free apart from the store's shard locks.
-    pub fn apply_batch(&self, batch: &mut Batch) -> crate::store::ApplyStats {
-        use crate::telemetry::RejectReason;
-        let t = &self.telemetry;
-        t.histograms_received
-            .fetch_add(batch.histograms, Ordering::Relaxed);
-        t.exemplars_received
-            .fetch_add(batch.exemplars, Ordering::Relaxed);
-        t.metadata_received
-            .fetch_add(batch.metadata.len() as u64, Ordering::Relaxed);
-        t.reject(RejectReason::NativeHistogramUnsupported, batch.histograms);
-        self.store.record_metadata(batch);
-        if let Some(&(ts, _)) = batch.samples.last() {
-            // A sender's clock far in the future must not age every incident at once.
-            self.sample_clock
-                .fetch_max(ts.min(unix_ms() + 300_000), Ordering::Relaxed);
-        }
-        let detect_started = Instant::now();
-        let mut events = Vec::new();
-        let stats = self.store.apply(batch, &mut events);
-        t.detection_duration
-            .observe(detect_started.elapsed().as_secs_f64());
-        t.reject(RejectReason::Duplicate, stats.duplicates);
-        t.reject(RejectReason::OutOfOrder, stats.out_of_order);
-        t.reject(RejectReason::SeriesLimit, stats.refused_series_limit);
-        t.reject(RejectReason::InvalidLabels, stats.refused_invalid_labels);
-        t.series_created
-            .fetch_add(stats.new_series, Ordering::Relaxed);
-        t.samples_detected
-            .fetch_add(stats.detected, Ordering::Relaxed);
-        self.handle_events(events);
-        stats
     }
 
     /// Runs the periodic upkeep now, on this thread (the simulator drives it in simulated time).
     pub fn upkeep(&self) {
         let min_strength = self.config.anomaly_detection.seasonality.min_strength;
         let events = self.store.maintain(min_strength);
-        self.handle_events(events);
-        self.tick_incidents();
-    }
-
-    /// Records anomaly transitions and hands them to the notifiers and the RCA queue (never
-    /// waits).
-    pub fn handle_events(&self, events: Vec<AnomalyEvent>) {
-        self.telemetry
-            .anomaly_events
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        let routed = self.router.route(events);
-        for (event, anomaly, previous) in routed.notices {
-            self.notifier.publish(&event, anomaly, previous);
-        }
-        for (step, incident) in routed.incident_steps {
-            self.notifier.publish_incident(step, incident);
-        }
-        for id in routed.analyze {
-            if self.rca_queue.try_send(id).is_err() {
-                self.telemetry.channel("rca", "dropped");
-            }
-        }
-        self.send_resolved(routed.resolved);
-    }
-
-    /// Ages incidents by the sample clock and announces the ones that resolved.
-    fn tick_incidents(&self) {
-        self.incidents
-            .tick(self.sample_clock.load(Ordering::Relaxed));
-        self.send_resolved(self.router.take_resolved());
-    }
-
-    fn send_resolved(&self, resolved: Vec<incident::Incident>) {
-        for incident in resolved {
-            if self.learn_queue.try_send(incident.clone()).is_err() {
-                self.telemetry.channel("knowledge_base", "dropped");
-            }
-            self.notifier
-                .publish_incident("incident.resolved", incident);
-        }
+        self.intake.handle_events(events);
+        self.intake.tick_incidents();
     }
 
     /// Runs the RCA of one incident now and stores it; returns it.
     pub async fn analyze_incident(&self, id: &str) -> Option<analyze::Rca> {
         let incident = self.incidents.get(id)?;
-        let now = self.sample_clock.load(Ordering::Relaxed);
+        let now = self.intake.sample_clock_ms();
         let rca = self.analyzer.analyze(&incident, now).await;
         // Once an old incident's samples have left the rings, a new analysis sees nothing: keep
         // the one made while the evidence was there.
@@ -303,24 +223,5 @@ impl Pipeline {
 
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()
-    }
-
-    pub fn take_batch(&self) -> Batch {
-        self.batches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default()
-    }
-
-    pub fn return_batch(&self, mut batch: Batch) {
-        if batch.body.capacity() > POOLED_BODY_MAX {
-            return;
-        }
-        batch.clear();
-        let mut pool = self.batches.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < self.config.ingest.max_inflight_requests {
-            pool.push(batch);
-        }
     }
 }

@@ -33,8 +33,8 @@ impl Pipeline {
                 let events = tokio::task::spawn_blocking(move || store.maintain(min_strength))
                     .await
                     .unwrap_or_default();
-                p.handle_events(events);
-                p.tick_incidents();
+                p.intake.handle_events(events);
+                p.intake.tick_incidents();
                 p.remediator.expire().await;
                 let me = p.clone();
                 let _ = tokio::task::spawn_blocking(move || me.save_incidents()).await;
@@ -111,7 +111,8 @@ impl Pipeline {
             let mut scrape = crate::ingest::scrape::TargetScrape::new(target, defaults);
             self.scrape_health.register(&scrape);
             tracing::info!(job = %scrape.job, instance = %scrape.instance, url = %scrape.shown_url, interval = ?scrape.interval, "scraping target");
-            let (p, http, max_bytes) = (self.clone(), http.clone(), defaults.max_body_bytes);
+            let (intake, health) = (self.intake.clone(), self.scrape_health.clone());
+            let (http, max_bytes) = (http.clone(), defaults.max_body_bytes);
             let offset_ms =
                 xxhash_rust::xxh3::xxh3_64(format!("{}{}", scrape.job, scrape.url).as_bytes())
                     % (scrape.interval.as_millis().max(1) as u64);
@@ -130,14 +131,15 @@ impl Pipeline {
                     if let Some(e) = &outcome.error {
                         tracing::warn!(job = %scrape.job, instance = %scrape.instance, error = %e, "scrape failed");
                     }
-                    let stats = p.apply_batch(scrape.batch());
-                    p.telemetry
+                    let stats = intake.apply_batch(scrape.batch());
+                    intake
+                        .telemetry
                         .samples_scraped
                         .fetch_add(outcome.samples as u64, Ordering::Relaxed);
                     if let Some(reason) = &stats.first_refusal {
                         tracing::warn!(job = %scrape.job, instance = %scrape.instance, refused = stats.refused(), first_reason = %reason, "scraped samples refused by the store");
                     }
-                    p.scrape_health.record(&scrape, ts_ms, took, &outcome);
+                    health.record(&scrape, ts_ms, took, &outcome);
                     scrape.finish();
                 }
             });

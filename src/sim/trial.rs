@@ -151,7 +151,7 @@ pub fn run_at(
     let upkeep_every = (config.anomaly_detection.check_interval_seconds as i64 * 1000).max(step_ms);
     let pipeline = Pipeline::new(config)?;
     let mut samples = 0u64;
-    let mut batch = pipeline.take_batch();
+    let mut batch = pipeline.intake.take_batch();
     let mut offset = 0;
     while offset < exchange.length_ms {
         let series = exchange.step(base_ms + offset, offset);
@@ -162,7 +162,7 @@ pub fn run_at(
             tracing::error!(error = %e, "noise trial: the encoder and decoder disagree");
             break;
         }
-        pipeline.apply_batch(&mut batch);
+        pipeline.intake.apply_batch(&mut batch);
         offset += step_ms;
         if offset % upkeep_every < step_ms {
             pipeline.upkeep();
