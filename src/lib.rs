@@ -50,7 +50,7 @@ pub enum BuildError {
     #[error(transparent)]
     Playbooks(#[from] decide::playbooks::PlaybookError),
     #[error(transparent)]
-    Audit(#[from] act::audit::AuditError),
+    Remediation(#[from] act::remediator::OpenError),
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

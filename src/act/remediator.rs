@@ -39,6 +39,15 @@ pub enum RemediationError {
     Audit(#[from] AuditError),
 }
 
+/// Why the remediator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Key(#[from] super::token::NoRandomKey),
+}
+
 pub use crate::model::clock::now_ms;
 pub use crate::model::links::CallbackLinks;
 
@@ -83,7 +92,7 @@ pub struct Remediator {
 impl Remediator {
     /// Opens the audit log in `dir` and rebuilds the plans recorded in it; plans that were
     /// running are marked interrupted (and audited so).
-    pub fn open(dir: &std::path::Path, parts: Parts) -> Result<Self, AuditError> {
+    pub fn open(dir: &std::path::Path, parts: Parts) -> Result<Self, OpenError> {
         let Parts {
             config,
             risk,
@@ -94,7 +103,7 @@ impl Remediator {
             sample_clock,
         } = parts;
         let audit = Arc::new(AuditLog::open(dir)?);
-        let tokens = TokenSigner::new(config.callback_secret.expose().as_bytes());
+        let tokens = TokenSigner::new(config.callback_secret.expose().as_bytes())?;
         let rails = Rails::new(&config);
         let mut book = Book {
             plans: HashMap::new(),
@@ -102,7 +111,9 @@ impl Remediator {
         };
         for r in audit.all()? {
             if let Some(nonce) = r.detail.get("nonce").and_then(|n| n.as_str()) {
-                tokens.consume(nonce);
+                // Records from before expiries were written keep their nonce for good.
+                let until = r.detail.get("expires_ms").and_then(|e| e.as_i64());
+                tokens.consume(nonce, until.unwrap_or(i64::MAX), now_ms());
             }
             if let Some(plan) = r
                 .detail
@@ -319,9 +330,12 @@ impl Remediator {
             PlanState::Approved => self.start(&plan.id),
             PlanState::PendingApproval => {
                 let links = self.links(&plan);
+                if links.is_none() {
+                    tracing::error!(plan = %plan.id, "approval links not signed (the OS random generator failed); approve through the API");
+                }
                 tracing::info!(plan = %plan.id, approvals_required = ?plan.approvals_required, "approval requested");
                 self.notifier
-                    .publish_plan("plan.approval_requested", plan.clone(), Some(links));
+                    .publish_plan("plan.approval_requested", plan.clone(), links);
             }
             _ => {
                 self.notifier
@@ -331,24 +345,25 @@ impl Remediator {
         Some(plan.id)
     }
 
-    fn links(&self, plan: &Plan) -> CallbackLinks {
+    fn links(&self, plan: &Plan) -> Option<CallbackLinks> {
         let base = self.config.public_url.trim_end_matches('/');
         let url = |action| {
-            format!(
-                "{base}/api/v1/callbacks/{}",
-                self.tokens.sign(&plan.id, action, plan.expires_ms)
-            )
+            self.tokens
+                .sign(&plan.id, action, plan.expires_ms)
+                .map(|token| format!("{base}/api/v1/callbacks/{token}"))
         };
         let needed = plan
             .approvals_required
             .unwrap_or(0)
             .saturating_sub(plan.approvals.len())
             .max(1);
-        CallbackLinks {
-            approve: (0..needed).map(|_| url(CallbackAction::Approve)).collect(),
-            reject: url(CallbackAction::Reject),
+        Some(CallbackLinks {
+            approve: (0..needed)
+                .map(|_| url(CallbackAction::Approve))
+                .collect::<Option<_>>()?,
+            reject: url(CallbackAction::Reject)?,
             expires_at: crate::model::clock::rfc3339_ms(plan.expires_ms),
-        }
+        })
     }
 
     /// The incident's record of its plans.
@@ -465,7 +480,7 @@ impl Remediator {
         reason: Option<&str>,
     ) -> Result<Plan, RemediationError> {
         let grant = match self.tokens.check(token, now_ms()) {
-            Ok(g) if self.tokens.consume(&g.nonce) => g,
+            Ok(g) if self.tokens.consume(&g.nonce, g.expires_ms, now_ms()) => g,
             Ok(_) => return self.refuse_token(TokenError::Replayed).await,
             Err(e) => return self.refuse_token(e).await,
         };
@@ -474,7 +489,7 @@ impl Remediator {
             .filter(|w| !w.is_empty())
             .map(String::from)
             .unwrap_or_else(|| format!("callback-{}", &grant.nonce[..8.min(grant.nonce.len())]));
-        let extra = json!({"nonce": grant.nonce});
+        let extra = json!({"nonce": grant.nonce, "expires_ms": grant.expires_ms});
         match grant.action {
             CallbackAction::Approve => self.approve(&grant.plan_id, &who, "callback", extra).await,
             CallbackAction::Reject => {
@@ -613,7 +628,7 @@ mod tests {
         let id = r.consider(&incident).await.expect("a plan");
         let plan = r.get(&id).unwrap();
         assert_eq!(plan.state, PlanState::PendingApproval, "{plan:?}");
-        let links = r.links(&plan);
+        let links = r.links(&plan).expect("signed");
         let first = links.approve[0].rsplit('/').next().unwrap().to_string();
         r.callback(&first, Some("alice"), None).await.unwrap();
         let needed = plan.approvals_required.unwrap();

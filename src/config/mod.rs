@@ -266,11 +266,10 @@ impl Config {
         origin: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let text = env::substitute(text, env);
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+            env::from_str(text, env).map_err(|e| ConfigError::Parse {
                 origin: origin.into(),
                 message: e.to_string(),
             })?
@@ -278,7 +277,7 @@ impl Config {
         let problems: Vec<String> = config
             .problems()
             .into_iter()
-            .map(|(key, msg)| match line_of(&text, &key) {
+            .map(|(key, msg)| match line_of(text, &key) {
                 Some(line) => format!("  {key} (line {line}): {msg}"),
                 None => format!("  {key}: {msg}"),
             })

@@ -130,8 +130,7 @@ pub fn parse_all(files: &[(String, String)]) -> Result<Vec<Playbook>, PlaybookEr
     let mut problems = Vec::new();
     let mut out: Vec<Playbook> = Vec::new();
     for (name, text) in files {
-        let text = crate::config::env::substitute(text, |k| std::env::var(k).ok());
-        let p: Playbook = match serde_saphyr::from_str(&text) {
+        let p: Playbook = match crate::config::env::from_str(text, |k| std::env::var(k).ok()) {
             Ok(p) => p,
             Err(e) => {
                 problems.push(format!("  {name}: {e}"));
