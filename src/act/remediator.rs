@@ -679,4 +679,125 @@ mod tests {
         assert_eq!(kinds, ["plan", "refusal"]);
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    /// Runs every action; its first apply turns the audit log into a full disk (`/dev/full`).
+    struct DiskFillingExecutor {
+        audit: std::path::PathBuf,
+        applied: std::sync::atomic::AtomicUsize,
+        undone: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::act::executor::Executor for DiskFillingExecutor {
+        fn name(&self) -> &'static str {
+            "disk-filling"
+        }
+        fn handles(&self, _: Action) -> bool {
+            true
+        }
+        fn inspect<'a>(
+            &'a self,
+            step: &'a crate::decide::plan::PlannedStep,
+        ) -> crate::act::executor::ActFuture<'a, Option<crate::act::executor::LiveObject>> {
+            Box::pin(async move {
+                Ok(Some(crate::act::executor::LiveObject {
+                    kind: "Pod".into(),
+                    namespace: step.namespace.clone(),
+                    name: step.target.clone(),
+                    labels: Default::default(),
+                }))
+            })
+        }
+        fn apply<'a>(
+            &'a self,
+            _: &'a crate::decide::plan::PlannedStep,
+        ) -> crate::act::executor::ActFuture<'a, crate::act::executor::Applied> {
+            Box::pin(async move {
+                use std::sync::atomic::Ordering;
+                if self.applied.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::fs::remove_file(&self.audit).unwrap();
+                    std::os::unix::fs::symlink("/dev/full", &self.audit).unwrap();
+                }
+                Ok(crate::act::executor::Applied {
+                    before: json!({"replicas": 1}),
+                    reversible: true,
+                })
+            })
+        }
+        fn undo<'a>(
+            &'a self,
+            _: &'a crate::decide::plan::PlannedStep,
+            _: &'a serde_json::Value,
+        ) -> crate::act::executor::ActFuture<'a, ()> {
+            Box::pin(async move {
+                self.undone
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_audit_disk_stops_the_plan_and_nothing_runs_unrecorded() {
+        if !std::path::Path::new("/dev/full").exists() {
+            eprintln!("skipped: no /dev/full to stand in for a full disk");
+            return;
+        }
+        let d = dir("disk-full");
+        let (book, incident) = analyzed_book("memory_leak", "risk", "infrastructure");
+        let yaml = "id: two-steps\ntrigger_conditions: [memory_leak]\nrisk_override: 0.1\nsteps:\n  - name: first\n    action: pod_restart\n    target: '{{ target_pod }}'\n  - name: second\n    action: scale_deployment\n    target: '{{ deployment }}'\n";
+        let executor = Arc::new(DiskFillingExecutor {
+            audit: d.join(crate::act::audit::FILE),
+            applied: Default::default(),
+            undone: Default::default(),
+        });
+        let config = RemediationConfig {
+            callback_secret: crate::config::Secret::new("a-stable-callback-secret"),
+            dry_run: false,
+            ..RemediationConfig::default()
+        };
+        let r = Arc::new(
+            Remediator::open(
+                &d,
+                Parts {
+                    config,
+                    risk: RiskConfig::default(),
+                    playbooks: crate::decide::playbooks::parse_all(&[(
+                        "two.yaml".into(),
+                        yaml.into(),
+                    )])
+                    .unwrap(),
+                    executors: vec![executor.clone()],
+                    incidents: Arc::new(book),
+                    notifier: Notifier::default(),
+                    sample_clock: Arc::default(),
+                },
+            )
+            .unwrap(),
+        );
+        let id = r.consider(&incident).await.expect("a plan");
+        let mut plan = r.get(&id).unwrap();
+        for _ in 0..200 {
+            plan = r.get(&id).unwrap();
+            if plan.execution.finished_ms.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        use std::sync::atomic::Ordering;
+        assert_eq!(plan.execution.status, ExecutionStatus::Failed, "{plan:?}");
+        let reason = plan.execution.reason.clone().unwrap_or_default();
+        assert!(reason.contains("audit log unavailable"), "{reason}");
+        assert_eq!(
+            executor.applied.load(Ordering::SeqCst),
+            1,
+            "the second step never ran"
+        );
+        assert_eq!(
+            executor.undone.load(Ordering::SeqCst),
+            0,
+            "no rollback without its record"
+        );
+        let _ = std::fs::remove_file(d.join(crate::act::audit::FILE));
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

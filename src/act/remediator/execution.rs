@@ -115,10 +115,15 @@ impl Remediator {
                 Err(Refusal(why)) => {
                     run.status = "refused".into();
                     run.error = Some(why.clone());
-                    let _ = self
+                    if let Err(e) = self
                         .record("refusal", "executor", &id, json!({"step": run, "index": i}))
-                        .await;
-                    self.step_done(plan, run, "refused").await;
+                        .await
+                    {
+                        return self.audit_lost(plan, &done, e).await;
+                    }
+                    if let Err(e) = self.step_done(plan, run, "refused").await {
+                        return self.audit_lost(plan, &done, e).await;
+                    }
                     tracing::warn!(plan = %id, step = %step.name, reason = %why, "step refused by the safety rails");
                     let rolled = self.roll_back(plan, &done).await;
                     return (
@@ -141,15 +146,15 @@ impl Remediator {
                 )
                 .await
             {
-                let why = format!("audit log unavailable: {e}");
-                self.roll_back(plan, &done).await;
-                return (ExecutionStatus::Failed, Some(why), None);
+                return self.audit_lost(plan, &done, e).await;
             }
             if dry_run {
                 run.status = "dry_run".into();
                 run.finished_ms = now_ms();
                 tracing::info!(plan = %id, step = %step.name, action = %step.action, target = %run.target, "DRY RUN: would execute step");
-                self.step_done(plan, run, "dry_run").await;
+                if let Err(e) = self.step_done(plan, run, "dry_run").await {
+                    return self.audit_lost(plan, &done, e).await;
+                }
                 continue;
             }
             let Some(executor) = executor else {
@@ -178,7 +183,9 @@ impl Remediator {
                     run.status = "done".into();
                     run.before = applied.before.clone();
                     done.push((i, applied.before, applied.reversible));
-                    self.step_done(plan, run, "success").await;
+                    if let Err(e) = self.step_done(plan, run, "success").await {
+                        return self.audit_lost(plan, &done, e).await;
+                    }
                     tracing::info!(plan = %id, step = %step.name, action = %step.action, target = %step.target, "step done");
                     if self
                         .verify(&plan.incident_id, &plan.watched_anomalies)
@@ -196,7 +203,9 @@ impl Remediator {
                 Err(e) => {
                     run.status = "failed".into();
                     run.error = Some(e.to_string());
-                    self.step_done(plan, run, "failure").await;
+                    if let Err(audit) = self.step_done(plan, run, "failure").await {
+                        return self.audit_lost(plan, &done, audit).await;
+                    }
                     tracing::warn!(plan = %id, step = %step.name, error = %e, "step failed; rolling back");
                     let rolled = self.roll_back(plan, &done).await;
                     return (
@@ -225,13 +234,43 @@ impl Remediator {
         }
     }
 
-    async fn step_done(&self, plan: &mut Plan, run: StepRun, result: &str) {
+    /// Records a step's end; the step is kept in the plan either way, and an error means the
+    /// plan must stop (the next change could not be recorded either).
+    async fn step_done(
+        &self,
+        plan: &mut Plan,
+        run: StepRun,
+        result: &str,
+    ) -> Result<(), crate::act::audit::AuditError> {
         self.count(run.action, result);
-        let _ = self
+        let recorded = self
             .record("step_end", "executor", &plan.id, json!({"step": run}))
             .await;
         plan.execution.steps.push(run);
         self.lock().plans.insert(plan.id.clone(), plan.clone());
+        recorded
+    }
+
+    /// The audit log failed mid-plan: nothing more runs, and completed steps are rolled back
+    /// only as far as their rollbacks can be recorded first (usually not at all).
+    async fn audit_lost(
+        &self,
+        plan: &mut Plan,
+        done: &[(usize, serde_json::Value, bool)],
+        e: crate::act::audit::AuditError,
+    ) -> (ExecutionStatus, Option<String>, Option<bool>) {
+        tracing::error!(plan = %plan.id, error = %e, completed = done.len(), "audit log unavailable: plan stopped, no further step runs");
+        let rolled = self.roll_back(plan, done).await;
+        let undone = if done.is_empty() || rolled {
+            ""
+        } else {
+            "; completed steps were not rolled back and need a human"
+        };
+        (
+            ExecutionStatus::Failed,
+            Some(format!("audit log unavailable, plan stopped: {e}{undone}")),
+            None,
+        )
     }
 
     /// Undoes completed reversible steps, newest first; true when all undos worked.
@@ -245,17 +284,24 @@ impl Remediator {
             run.before = before.clone();
             if !reversible {
                 run.status = "not_reversible".into();
-                self.step_done(plan, run, "not_reversible").await;
+                if self.step_done(plan, run, "not_reversible").await.is_err() {
+                    return false;
+                }
                 continue;
             }
-            let _ = self
+            // No undo that is not recorded first.
+            if let Err(e) = self
                 .record(
                     "rollback_start",
                     "executor",
                     &plan.id,
                     json!({"index": i, "step": step}),
                 )
-                .await;
+                .await
+            {
+                tracing::error!(plan = %plan.id, step = %step.name, error = %e, "rollback not started: the audit log cannot be written; needs a human");
+                return false;
+            }
             let outcome = match self.executor_for(step.action) {
                 Some(ex) => tokio::time::timeout(
                     Duration::from_secs(step.timeout_seconds.max(1)),
@@ -269,14 +315,18 @@ impl Remediator {
             match outcome {
                 Ok(()) => {
                     run.status = "rolled_back".into();
-                    self.step_done(plan, run, "rolled_back").await;
+                    if self.step_done(plan, run, "rolled_back").await.is_err() {
+                        return false;
+                    }
                 }
                 Err(e) => {
                     all_ok = false;
                     run.status = "rollback_failed".into();
                     run.error = Some(e.to_string());
                     tracing::error!(plan = %plan.id, step = %step.name, error = %e, "rollback failed: needs a human");
-                    self.step_done(plan, run, "rollback_failed").await;
+                    if self.step_done(plan, run, "rollback_failed").await.is_err() {
+                        return false;
+                    }
                 }
             }
         }
