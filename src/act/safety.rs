@@ -151,6 +151,8 @@ mod tests {
             namespace: namespace.into(),
             parameters: Default::default(),
             timeout_seconds: 10,
+            idempotency_key: "PLAN-1.0".into(),
+            idempotent: false,
         }
     }
 

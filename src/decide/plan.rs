@@ -25,6 +25,13 @@ pub struct PlannedStep {
     #[serde(serialize_with = "serialize_redacted")]
     pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
     pub timeout_seconds: u64,
+    /// `<plan id>.<step index>`: sent with every side effect of the step, so a receiver can
+    /// drop a repeat.
+    #[serde(default)]
+    pub idempotency_key: String,
+    /// From the playbook: whether the step may be retried after an ambiguous failure.
+    #[serde(default)]
+    pub idempotent: bool,
 }
 
 /// Parameter names whose values are credentials.
@@ -247,7 +254,8 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
     let steps: Vec<PlannedStep> = playbook
         .steps
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             Some(PlannedStep {
                 name: s.name.clone(),
                 action: s.action,
@@ -255,6 +263,8 @@ pub fn plan_for(incident: &Incident, playbooks: &[Playbook], ctx: &PlanContext) 
                 namespace: namespace.clone(),
                 parameters: s.parameters.clone(),
                 timeout_seconds: s.timeout_seconds,
+                idempotency_key: format!("{}.{i}", ctx.id),
+                idempotent: s.idempotent,
             })
         })
         .collect::<Option<_>>()?;

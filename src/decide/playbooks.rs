@@ -73,6 +73,10 @@ pub struct Step {
     pub parameters: BTreeMap<String, serde_json::Value>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Safe to send twice: an HTTP step is retried after an ambiguous failure (a timeout, a
+    /// dropped connection, a 5xx) only when this is set. Off by default.
+    #[serde(default)]
+    pub idempotent: bool,
 }
 
 fn default_timeout() -> u64 {

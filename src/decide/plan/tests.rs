@@ -117,6 +117,8 @@ fn credentials_in_step_parameters_never_serialize() {
         namespace: "n".into(),
         parameters: p.clone(),
         timeout_seconds: 10,
+        idempotency_key: "PLAN-1.0".into(),
+        idempotent: false,
     };
     let text = serde_json::to_string(&step).unwrap();
     for secret in ["hunter2", "abc123", "s3cr3t-value"] {
