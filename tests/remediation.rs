@@ -614,3 +614,68 @@ async fn a_failing_step_rolls_back_the_completed_ones() {
     let kinds = audit_kinds(&agent, plan["id"].as_str().unwrap()).await;
     assert!(kinds.contains(&"rollback_start".to_string()), "{kinds:?}");
 }
+
+/// The rails read the object, then someone labels it do-not-remediate before the change: the
+/// change carries the version the rails read, the API refuses it (409), and the rails, run
+/// again, see the label. Nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_added_between_the_rails_and_the_change_is_refused() {
+    use sre_agent::act::executor::ActError;
+    use sre_agent::act::safety::Rails;
+    use sre_agent::decide::plan::PlannedStep;
+    use sre_agent::model::action::Action;
+    sre_agent::net::install_crypto_provider();
+    let c = cluster(json!({}));
+    let kubernetes = sre_agent::config::KubernetesConfig {
+        api_url: c.serve().await.unwrap(),
+        ..Default::default()
+    };
+    let client = sre_agent::act::kubernetes::client(&kubernetes)
+        .await
+        .unwrap();
+    let executor = sre_agent::act::kubernetes::KubeExecutor::new(client);
+    let rails = Rails::new(&live_config("").auto_remediation);
+    let book = sre_agent::incident::IncidentBook::new(
+        sre_agent::incident::IncidentParams::from_config(&Default::default()),
+    );
+    for (action, kind, target) in [
+        (Action::PodRestart, "Pod", "risk-service-0"),
+        (Action::ScaleDeployment, "Deployment", "risk-service"),
+    ] {
+        let step = PlannedStep {
+            name: "act".into(),
+            action,
+            target: target.into(),
+            namespace: "risk".into(),
+            parameters: Default::default(),
+            timeout_seconds: 10,
+            idempotency_key: "PLAN-1.0".into(),
+            idempotent: false,
+        };
+        let cleared = rails
+            .check(&step, "PLAN-1", Some(&executor), &book, "INC-1")
+            .await
+            .expect("nothing protects the target yet");
+        let mut object = c.get(kind, "risk", target).unwrap();
+        object["metadata"]["labels"]["do-not-remediate"] = json!("true");
+        c.put(object);
+        let e = executor
+            .apply(&cleared)
+            .await
+            .expect_err("changed since read");
+        assert!(matches!(e, ActError::Conflict(_)), "{kind}: {e:?}");
+        drop(cleared);
+        let refused = rails
+            .check(&step, "PLAN-1", Some(&executor), &book, "INC-1")
+            .await
+            .expect_err("the rails see the label now");
+        assert!(refused.0.contains("do-not-remediate=true"), "{refused:?}");
+    }
+    // The refused requests reached the API, but changed nothing.
+    assert!(
+        c.get("Pod", "risk", "risk-service-0").is_some(),
+        "the pod was not deleted"
+    );
+    let d = c.get("Deployment", "risk", "risk-service").unwrap();
+    assert_eq!(d["spec"]["replicas"], 2, "the deployment was not scaled");
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use super::safety::Cleared;
 use crate::decide::plan::PlannedStep;
 use crate::model::action::Action;
 
@@ -17,6 +18,8 @@ pub struct LiveObject {
     pub namespace: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// The version read: a change is made only if the object is still at it.
+    pub resource_version: Option<String>,
 }
 
 /// A completed action: the state it replaced and whether [`Executor::undo`] can restore it.
@@ -34,6 +37,9 @@ pub enum ActError {
     Invalid(String),
     #[error("{0}")]
     Failed(String),
+    /// The target changed after the rails read it; nothing was done.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type ActFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ActError>> + Send + 'a>>;
@@ -44,7 +50,8 @@ pub trait Executor: Send + Sync {
     fn handles(&self, action: Action) -> bool;
     /// The live target, when the action has one (`None`: an outside endpoint).
     fn inspect<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Option<LiveObject>>;
-    fn apply<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Applied>;
+    /// Only a step the rails cleared can be applied.
+    fn apply<'a>(&'a self, step: &'a Cleared<'_>) -> ActFuture<'a, Applied>;
     /// Restores `before` (from [`Applied`]).
     fn undo<'a>(
         &'a self,

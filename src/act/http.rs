@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject};
+use super::safety::Cleared;
 use crate::decide::plan::PlannedStep;
 use crate::model::action::Action;
 use crate::net::{delay, redact_url, retry_after, retryable_status};
@@ -112,8 +113,9 @@ impl Executor for HttpExecutor {
         })
     }
 
-    fn apply<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Applied> {
+    fn apply<'a>(&'a self, step: &'a Cleared<'_>) -> ActFuture<'a, Applied> {
         Box::pin(async move {
+            let step = step.step();
             let state = step
                 .parameters
                 .get("state")
@@ -177,6 +179,23 @@ mod tests {
         (url, calls)
     }
 
+    /// Through the rails, as the remediator runs it.
+    async fn apply(http: &HttpExecutor, s: &PlannedStep) -> Result<Applied, ActError> {
+        let rails =
+            crate::act::safety::Rails::new(&crate::config::remediation::RemediationConfig {
+                dry_run: false,
+                ..Default::default()
+            });
+        let book = crate::incident::IncidentBook::new(
+            crate::incident::IncidentParams::from_config(&crate::config::IncidentsConfig::default()),
+        );
+        let cleared = rails
+            .check(s, "PLAN-7", Some(http), &book, "INC-1")
+            .await
+            .expect("cleared");
+        http.apply(&cleared).await
+    }
+
     fn step(url: &str, idempotent: bool) -> PlannedStep {
         PlannedStep {
             name: "open breaker".into(),
@@ -194,7 +213,9 @@ mod tests {
     async fn a_step_that_timed_out_is_not_sent_again_unless_idempotent() {
         let (url, calls) = endpoint(Duration::from_secs(2)).await;
         let http = HttpExecutor::new(Duration::from_millis(200), 2).unwrap();
-        let e = http.apply(&step(&url, false)).await.expect_err("timed out");
+        let e = apply(&http, &step(&url, false))
+            .await
+            .expect_err("timed out");
         assert!(e.to_string().contains("after 1 attempts"), "{e}");
         assert_eq!(
             *calls.lock().unwrap(),
@@ -204,7 +225,9 @@ mod tests {
 
         calls.lock().unwrap().clear();
         let http = HttpExecutor::new(Duration::from_millis(200), 1).unwrap();
-        http.apply(&step(&url, true)).await.expect_err("timed out");
+        apply(&http, &step(&url, true))
+            .await
+            .expect_err("timed out");
         assert_eq!(
             *calls.lock().unwrap(),
             ["PLAN-7.0", "PLAN-7.0"],
@@ -220,16 +243,18 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let http = HttpExecutor::new(Duration::from_millis(500), 1).unwrap();
-        let e = http
-            .apply(&step(&format!("http://127.0.0.1:{port}/breaker"), false))
-            .await
-            .expect_err("nothing listens");
+        let e = apply(
+            &http,
+            &step(&format!("http://127.0.0.1:{port}/breaker"), false),
+        )
+        .await
+        .expect_err("nothing listens");
         assert!(e.to_string().contains("after 2 attempts"), "{e}");
 
         let (url, calls) = endpoint(Duration::ZERO).await;
         let http = HttpExecutor::new(Duration::from_secs(5), 1).unwrap();
         let s = step(&url, false);
-        let applied = http.apply(&s).await.expect("applied");
+        let applied = apply(&http, &s).await.expect("applied");
         http.undo(&s, &applied.before).await.expect("undone");
         assert_eq!(*calls.lock().unwrap(), ["PLAN-7.0", "PLAN-7.0.undo"]);
     }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 
 use super::executor::{ActError, ActFuture, Applied, Executor, LiveObject, int_parameter};
+use super::safety::Cleared;
 use crate::decide::plan::PlannedStep;
 use crate::model::action::Action;
 
@@ -44,9 +45,14 @@ impl KubeExecutor {
             .to_string()
     }
 
-    async fn restart_pod(&self, step: &PlannedStep) -> Result<Applied, ActError> {
+    async fn restart_pod(
+        &self,
+        step: &PlannedStep,
+        version: Option<&str>,
+    ) -> Result<Applied, ActError> {
         let api: Api<Pod> = self.api(&step.namespace);
         let pod = api.get(&step.target).await.map_err(|e| err(step, e))?;
+        unchanged(step, version, &pod.metadata)?;
         let grace = int_parameter(step, "grace_period", 30)?;
         let owner = pod
             .metadata
@@ -63,6 +69,10 @@ impl KubeExecutor {
         }
         let dp = DeleteParams {
             grace_period_seconds: Some(grace.clamp(0, 3600) as u32),
+            preconditions: version.map(|v| Preconditions {
+                resource_version: Some(v.to_string()),
+                uid: None,
+            }),
             ..DeleteParams::default()
         };
         api.delete(&step.target, &dp)
@@ -74,7 +84,7 @@ impl KubeExecutor {
         })
     }
 
-    async fn scale(&self, step: &PlannedStep) -> Result<Applied, ActError> {
+    async fn scale(&self, step: &PlannedStep, version: Option<&str>) -> Result<Applied, ActError> {
         let api: Api<Deployment> = self.api(&step.namespace);
         let d = api.get(&step.target).await.map_err(|e| err(step, e))?;
         let current = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -84,14 +94,18 @@ impl KubeExecutor {
         };
         let max = int_parameter(step, "max_replicas", 100)?;
         let wanted = wanted.clamp(0, max) as i32;
-        patch_replicas(&api, step, wanted).await?;
+        patch_replicas(&api, step, wanted, version).await?;
         Ok(Applied {
             before: json!({"replicas": current, "after": wanted}),
             reversible: true,
         })
     }
 
-    async fn scale_hpa(&self, step: &PlannedStep) -> Result<Applied, ActError> {
+    async fn scale_hpa(
+        &self,
+        step: &PlannedStep,
+        version: Option<&str>,
+    ) -> Result<Applied, ActError> {
         let api: Api<HorizontalPodAutoscaler> = self.api(&step.namespace);
         let name = Self::hpa_name(step);
         let h = api.get(&name).await.map_err(|e| err(step, e))?;
@@ -102,7 +116,10 @@ impl KubeExecutor {
         let max = spec.max_replicas;
         let new_min = (min as i64 + int_parameter(step, "min_replicas_increase", 1)?).max(1);
         let new_max = (max as i64 + int_parameter(step, "max_replicas_increase", 2)?).max(new_min);
-        let patch = json!({"spec": {"minReplicas": new_min, "maxReplicas": new_max}});
+        let mut patch = json!({"spec": {"minReplicas": new_min, "maxReplicas": new_max}});
+        if let Some(v) = version {
+            patch["metadata"] = json!({"resourceVersion": v});
+        }
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| err(step, e))?;
@@ -112,9 +129,14 @@ impl KubeExecutor {
         })
     }
 
-    async fn rollback(&self, step: &PlannedStep) -> Result<Applied, ActError> {
+    async fn rollback(
+        &self,
+        step: &PlannedStep,
+        version: Option<&str>,
+    ) -> Result<Applied, ActError> {
         let api: Api<Deployment> = self.api(&step.namespace);
         let mut d = api.get(&step.target).await.map_err(|e| err(step, e))?;
+        unchanged(step, version, &d.metadata)?;
         let uid = d.metadata.uid.clone().unwrap_or_default();
         let revision_of = |annotations: &Option<BTreeMap<String, String>>| {
             annotations
@@ -174,7 +196,13 @@ impl KubeExecutor {
             .spec
             .as_mut()
             .ok_or_else(|| ActError::Invalid(format!("deployment {} has no spec", step.target)))?;
-        let before = serde_json::to_value(&spec.template).unwrap_or_default();
+        // Without the old template there is nothing to roll back to: refuse before changing.
+        let before = serde_json::to_value(&spec.template).map_err(|e| {
+            ActError::Invalid(format!(
+                "the template of {} cannot be saved for the undo: {e}",
+                step.target
+            ))
+        })?;
         spec.template = template;
         api.replace(&step.target, &PostParams::default(), &d)
             .await
@@ -186,12 +214,33 @@ impl KubeExecutor {
     }
 }
 
+/// The object is still the one the rails read (when they read one).
+fn unchanged(
+    step: &PlannedStep,
+    version: Option<&str>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<(), ActError> {
+    match version {
+        Some(v) if meta.resource_version.as_deref() != Some(v) => Err(ActError::Conflict(format!(
+            "{}/{} changed since the safety rails read it",
+            step.namespace, step.target
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Sets the replica count; with `version`, only if the deployment is still at it (a merge
+/// patch carrying `metadata.resourceVersion` is refused with 409 otherwise).
 async fn patch_replicas(
     api: &Api<Deployment>,
     step: &PlannedStep,
     replicas: i32,
+    version: Option<&str>,
 ) -> Result<(), ActError> {
-    let patch = json!({"spec": {"replicas": replicas}});
+    let mut patch = json!({"spec": {"replicas": replicas}});
+    if let Some(v) = version {
+        patch["metadata"] = json!({"resourceVersion": v});
+    }
     api.patch(&step.target, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
@@ -200,6 +249,10 @@ async fn patch_replicas(
 
 fn err(step: &PlannedStep, e: kube::Error) -> ActError {
     match e {
+        kube::Error::Api(s) if s.code == 409 => ActError::Conflict(format!(
+            "{}/{} changed since the safety rails read it: {}",
+            step.namespace, step.target, s.message
+        )),
         kube::Error::Api(s) if s.is_not_found() => ActError::NotFound(format!(
             "{} {}/{}",
             step.action, step.namespace, step.target
@@ -224,6 +277,7 @@ fn live(
         namespace: meta.namespace.clone().unwrap_or_default(),
         name: meta.name.clone().unwrap_or_default(),
         labels: meta.labels.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone(),
     }
 }
 
@@ -274,13 +328,15 @@ impl Executor for KubeExecutor {
         })
     }
 
-    fn apply<'a>(&'a self, step: &'a PlannedStep) -> ActFuture<'a, Applied> {
+    fn apply<'a>(&'a self, cleared: &'a Cleared<'_>) -> ActFuture<'a, Applied> {
         Box::pin(async move {
+            let version = cleared.live().and_then(|l| l.resource_version.as_deref());
+            let step = cleared.step();
             match step.action {
-                Action::PodRestart => self.restart_pod(step).await,
-                Action::ScaleDeployment => self.scale(step).await,
-                Action::HpaScale => self.scale_hpa(step).await,
-                Action::DeploymentRollback => self.rollback(step).await,
+                Action::PodRestart => self.restart_pod(step, version).await,
+                Action::ScaleDeployment => self.scale(step, version).await,
+                Action::HpaScale => self.scale_hpa(step, version).await,
+                Action::DeploymentRollback => self.rollback(step, version).await,
                 other => Err(ActError::Invalid(format!(
                     "the Kubernetes executor does not run {other}"
                 ))),
@@ -299,7 +355,7 @@ impl Executor for KubeExecutor {
                     let replicas = before["replicas"]
                         .as_i64()
                         .ok_or_else(|| ActError::Invalid("no replicas to restore".into()))?;
-                    patch_replicas(&self.api(&step.namespace), step, replicas as i32).await
+                    patch_replicas(&self.api(&step.namespace), step, replicas as i32, None).await
                 }
                 Action::HpaScale => {
                     let name = before["hpa"].as_str().unwrap_or(&step.target);

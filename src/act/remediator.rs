@@ -704,12 +704,13 @@ mod tests {
                     namespace: step.namespace.clone(),
                     name: step.target.clone(),
                     labels: Default::default(),
+                    resource_version: None,
                 }))
             })
         }
         fn apply<'a>(
             &'a self,
-            _: &'a crate::decide::plan::PlannedStep,
+            _: &'a crate::act::safety::Cleared<'_>,
         ) -> crate::act::executor::ActFuture<'a, crate::act::executor::Applied> {
             Box::pin(async move {
                 use std::sync::atomic::Ordering;

@@ -273,11 +273,28 @@ impl FakeCluster {
                     &json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": inner.version.to_string()}, "items": items}),
                 )
             }
-            Method::DELETE => match inner.objects.remove(path) {
-                Some(obj) => ok(&obj),
-                None => not_found(),
-            },
+            Method::DELETE => {
+                let Some(current) = inner.objects.get(path) else {
+                    return not_found();
+                };
+                let wanted = body["preconditions"]["resourceVersion"].as_str();
+                if wanted.is_some() && wanted != current["metadata"]["resourceVersion"].as_str() {
+                    return conflict();
+                }
+                match inner.objects.remove(path) {
+                    Some(obj) => ok(&obj),
+                    None => not_found(),
+                }
+            }
             Method::PATCH => {
+                // A merge patch carrying metadata.resourceVersion is a precondition.
+                let wanted = body["metadata"]["resourceVersion"].as_str();
+                if let Some(current) = inner.objects.get(path)
+                    && wanted.is_some()
+                    && wanted != current["metadata"]["resourceVersion"].as_str()
+                {
+                    return conflict();
+                }
                 inner.version += 1;
                 let version = inner.version.to_string();
                 match inner.objects.get_mut(path) {
@@ -295,7 +312,7 @@ impl FakeCluster {
                 };
                 let sent = body["metadata"]["resourceVersion"].as_str();
                 if sent.is_some() && sent != current["metadata"]["resourceVersion"].as_str() {
-                    return status(StatusCode::CONFLICT, "Conflict", "the object has been modified; please apply your changes to the latest version and try again".into());
+                    return conflict();
                 }
                 let mut obj = body;
                 if obj["kind"] == "Deployment" {
@@ -322,6 +339,14 @@ impl FakeCluster {
             ),
         }
     }
+}
+
+fn conflict() -> Response {
+    status(
+        StatusCode::CONFLICT,
+        "Conflict",
+        "the object has been modified; please apply your changes to the latest version and try again".into(),
+    )
 }
 
 async fn handle(

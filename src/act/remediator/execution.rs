@@ -100,43 +100,10 @@ impl Remediator {
         for (i, step) in steps.iter().enumerate() {
             let mut run = StepRun::of(step, step.name.clone(), "", now_ms());
             let executor = self.executor_for(step.action).cloned();
-            let checked = self
-                .rails
-                .check(
-                    step,
-                    &id,
-                    executor.as_deref(),
-                    &self.incidents,
-                    &plan.incident_id,
-                )
-                .await;
-            match checked {
-                Ok(()) => {}
-                Err(Refusal(why)) => {
-                    run.status = "refused".into();
-                    run.error = Some(why.clone());
-                    if let Err(e) = self
-                        .record("refusal", "executor", &id, json!({"step": run, "index": i}))
-                        .await
-                    {
-                        return self.audit_lost(plan, &done, e).await;
-                    }
-                    if let Err(e) = self.step_done(plan, run, "refused").await {
-                        return self.audit_lost(plan, &done, e).await;
-                    }
-                    tracing::warn!(plan = %id, step = %step.name, reason = %why, "step refused by the safety rails");
-                    let rolled = self.roll_back(plan, &done).await;
-                    return (
-                        if rolled {
-                            ExecutionStatus::Refused
-                        } else {
-                            ExecutionStatus::Failed
-                        },
-                        Some(why),
-                        None,
-                    );
-                }
-            }
+            let cleared = match self.clear(step, &id, executor.as_deref(), plan).await {
+                Ok(c) => c,
+                Err(why) => return self.refuse_step(plan, run, i, why, &done).await,
+            };
             if let Err(e) = self
                 .record(
                     "step_start",
@@ -149,6 +116,7 @@ impl Remediator {
                 return self.audit_lost(plan, &done, e).await;
             }
             if dry_run {
+                drop(cleared);
                 run.status = "dry_run".into();
                 run.finished_ms = now_ms();
                 tracing::info!(plan = %id, step = %step.name, action = %step.action, target = %run.target, "DRY RUN: would execute step");
@@ -165,21 +133,23 @@ impl Remediator {
                     None,
                 );
             };
-            let outcome = tokio::time::timeout(
-                Duration::from_secs(step.timeout_seconds.max(1)),
-                executor.apply(step),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(ActError::Failed(format!(
-                    "timed out after {} s",
-                    step.timeout_seconds
-                )))
-            });
+            let mut cleared = cleared;
+            let mut outcome = apply_within(executor.as_ref(), &cleared).await;
+            if let Err(ActError::Conflict(why)) = &outcome {
+                // The target changed between the rails' read and the change, and nothing was
+                // done: the rails look at it again before a second try.
+                tracing::warn!(plan = %id, step = %step.name, reason = %why, "target changed after the rails read it; checking again");
+                drop(cleared);
+                cleared = match self.clear(step, &id, Some(executor.as_ref()), plan).await {
+                    Ok(c) => c,
+                    Err(why) => return self.refuse_step(plan, run, i, why, &done).await,
+                };
+                outcome = apply_within(executor.as_ref(), &cleared).await;
+            }
             run.finished_ms = now_ms();
             match outcome {
                 Ok(applied) => {
-                    self.rails.acted(step, &id);
+                    cleared.acted();
                     run.status = "done".into();
                     run.before = applied.before.clone();
                     done.push((i, applied.before, applied.reversible));
@@ -232,6 +202,60 @@ impl Remediator {
                 Some(false),
             )
         }
+    }
+
+    /// The rails for one step of `plan`.
+    async fn clear<'a>(
+        &'a self,
+        step: &'a crate::decide::plan::PlannedStep,
+        plan_id: &str,
+        executor: Option<&dyn Executor>,
+        plan: &Plan,
+    ) -> Result<crate::act::safety::Cleared<'a>, String> {
+        self.rails
+            .check(step, plan_id, executor, &self.incidents, &plan.incident_id)
+            .await
+            .map_err(|Refusal(why)| why)
+    }
+
+    /// A step the rails refused: recorded, and the plan's completed steps rolled back.
+    async fn refuse_step(
+        &self,
+        plan: &mut Plan,
+        mut run: StepRun,
+        index: usize,
+        why: String,
+        done: &[(usize, serde_json::Value, bool)],
+    ) -> (ExecutionStatus, Option<String>, Option<bool>) {
+        run.status = "refused".into();
+        run.error = Some(why.clone());
+        run.finished_ms = now_ms();
+        if let Err(e) = self
+            .record(
+                "refusal",
+                "executor",
+                &plan.id,
+                json!({"step": run, "index": index}),
+            )
+            .await
+        {
+            return self.audit_lost(plan, done, e).await;
+        }
+        let step = run.name.clone();
+        if let Err(e) = self.step_done(plan, run, "refused").await {
+            return self.audit_lost(plan, done, e).await;
+        }
+        tracing::warn!(plan = %plan.id, step = %step, reason = %why, "step refused by the safety rails");
+        let rolled = self.roll_back(plan, done).await;
+        (
+            if rolled {
+                ExecutionStatus::Refused
+            } else {
+                ExecutionStatus::Failed
+            },
+            Some(why),
+            None,
+        )
     }
 
     /// Records a step's end; the step is kept in the plan either way, and an error means the
@@ -367,4 +391,15 @@ impl Remediator {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Applies a cleared step under its timeout.
+async fn apply_within(
+    executor: &dyn Executor,
+    cleared: &crate::act::safety::Cleared<'_>,
+) -> Result<crate::act::executor::Applied, ActError> {
+    let seconds = cleared.step().timeout_seconds.max(1);
+    tokio::time::timeout(Duration::from_secs(seconds), executor.apply(cleared))
+        .await
+        .unwrap_or_else(|_| Err(ActError::Failed(format!("timed out after {seconds} s"))))
 }
