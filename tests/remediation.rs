@@ -599,13 +599,20 @@ async fn a_failing_step_rolls_back_the_completed_ones() {
         .filter(|r| r.method == "PATCH")
         .map(|r| r.body)
         .collect();
+    let specs: Vec<&Value> = patches.iter().map(|p| &p["spec"]).collect();
     assert_eq!(
-        patches,
+        specs,
         [
-            json!({"spec": {"minReplicas": 4, "maxReplicas": 10}}),
-            json!({"spec": {"minReplicas": 2, "maxReplicas": 6}})
+            &json!({"minReplicas": 4, "maxReplicas": 10}),
+            &json!({"minReplicas": 2, "maxReplicas": 6})
         ]
     );
+    // The change is made only on the HPA the rails read; the undo restores whatever is there.
+    assert!(
+        patches[0]["metadata"]["resourceVersion"].is_string(),
+        "{patches:?}"
+    );
+    assert!(patches[1].get("metadata").is_none(), "{patches:?}");
     // 400 is not retried; the breaker got the step's request once.
     let calls = breaker_calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1, "{calls:?}");
