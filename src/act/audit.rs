@@ -2,7 +2,9 @@
 //! approval, rejection, step start and end, dry run and refusal is written and fsync'd before
 //! the side effect it describes. Each record carries the SHA-256 of the previous one, so an
 //! edit, a removal or a reordering breaks the chain at the first record it touches, and
-//! [`verify`] (`sre-agent audit verify`) names it.
+//! [`verify`] (`sre-agent audit verify`) names it. A record's hash is taken over the exact bytes
+//! of its line as written (with the hash value left empty), so even a change that parses back
+//! to the same JSON is caught; records written before that (no `v`) are checked as before.
 //!
 //! Records hold what was decided and by whom; callers never put credentials in `detail`.
 
@@ -18,6 +20,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
+    /// 2: hashed over the line's bytes. Absent: hashed over the re-serialized fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u8>,
     pub seq: u64,
     /// RFC 3339 wall clock.
     pub at: String,
@@ -60,7 +65,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The hash of a record: SHA-256 over its fields (hash excluded) in a fixed order.
+/// The line of a version-2 record with its hash value emptied, as hashed; `None` when the line
+/// does not end in the record's own hash field.
+fn hashed_bytes(line: &str, hash: &str) -> Option<String> {
+    let prefix = line.strip_suffix(&format!("\"hash\":\"{hash}\"}}"))?;
+    Some(format!("{prefix}\"hash\":\"\"}}"))
+}
+
+/// The hash of a legacy record: SHA-256 over its fields (hash excluded) in a fixed order.
 fn hash_of(r: &Record) -> String {
     let body = serde_json::json!([
         r.seq,
@@ -129,6 +141,7 @@ impl AuditLog {
     ) -> Result<Record, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = Record {
+            v: Some(2),
             seq: tail.seq + 1,
             at: crate::model::clock::rfc3339(std::time::SystemTime::now()),
             kind: kind.into(),
@@ -138,12 +151,21 @@ impl AuditLog {
             prev_hash: tail.hash.clone(),
             hash: String::new(),
         };
-        record.hash = hash_of(&record);
         let io = |reason| AuditError::Io {
             path: self.path.clone(),
             reason,
         };
-        let mut line = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
+        // `hash` is the last field: hash the line with it empty, then fill it in.
+        let unhashed = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
+        record.hash = sha256_hex(unhashed.as_bytes());
+        let mut line = unhashed
+            .strip_suffix("\"hash\":\"\"}")
+            .map(|prefix| format!("{prefix}\"hash\":\"{}\"}}", record.hash))
+            .ok_or_else(|| {
+                io(std::io::Error::other(
+                    "record does not end in its hash field",
+                ))
+            })?;
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -237,7 +259,15 @@ pub fn verify(path: &Path) -> Result<Summary, VerifyError> {
                     .into(),
             ));
         }
-        if hash_of(&r) != r.hash {
+        let computed = match r.v {
+            None => hash_of(&r),
+            Some(2) => match hashed_bytes(&line, &r.hash) {
+                Some(bytes) => sha256_hex(bytes.as_bytes()),
+                None => return Err(bad("the line does not end in its hash (altered)".into())),
+            },
+            Some(v) => return Err(bad(format!("unknown record version {v}"))),
+        };
+        if computed != r.hash {
             return Err(bad("hash does not match the content (altered)".into()));
         }
         prev = r.hash;
@@ -357,7 +387,8 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         forged[0].actor = "mallory".into();
-        forged[0].hash = hash_of(&forged[0]);
+        forged[0].hash = String::new();
+        forged[0].hash = sha256_hex(serde_json::to_string(&forged[0]).unwrap().as_bytes());
         rewrite(
             &d,
             &forged
@@ -366,6 +397,51 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         assert_eq!(verify(&d.join(FILE)).unwrap_err().line, 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_edit_that_parses_back_the_same_is_still_caught() {
+        let d = dir("bytes");
+        write_three(&d);
+        let mut spaced = lines(&d);
+        // Same JSON once parsed; different bytes.
+        spaced[1] = spaced[1].replacen("\"kind\":", "\"kind\": ", 1);
+        assert_ne!(spaced[1], lines(&d)[1]);
+        rewrite(&d, &spaced);
+        let e = verify(&d.join(FILE)).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_log_written_before_byte_hashes_still_verifies_and_grows() {
+        let d = dir("legacy");
+        std::fs::create_dir_all(&d).unwrap();
+        let mut prev = GENESIS.to_string();
+        let mut old = Vec::new();
+        for seq in 1..=2 {
+            let mut r = Record {
+                v: None,
+                seq,
+                at: "2026-01-01T00:00:00Z".into(),
+                kind: "plan".into(),
+                actor: "planner".into(),
+                subject: format!("PLAN-{seq}"),
+                detail: serde_json::json!({"n": seq}),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            r.hash = hash_of(&r);
+            prev = r.hash.clone();
+            old.push(serde_json::to_string(&r).unwrap());
+        }
+        rewrite(&d, &old);
+        let log = AuditLog::open(&d).expect("the old chain verifies");
+        log.append("approval", "alice", "PLAN-2", serde_json::json!({}))
+            .unwrap();
+        let s = verify(&d.join(FILE)).unwrap();
+        assert_eq!(s.records, 3);
         let _ = std::fs::remove_dir_all(&d);
     }
 }
