@@ -686,3 +686,92 @@ async fn a_label_added_between_the_rails_and_the_change_is_refused() {
     let d = c.get("Deployment", "risk", "risk-service").unwrap();
     assert_eq!(d["spec"]["replicas"], 2, "the deployment was not scaled");
 }
+
+/// The Kubernetes executor, except that right after the rails' first read of a target someone
+/// labels that pod do-not-remediate (as a person protecting it by hand would).
+struct ProtectedAfterRead {
+    inner: sre_agent::act::kubernetes::KubeExecutor,
+    cluster: FakeCluster,
+    labelled: std::sync::atomic::AtomicBool,
+}
+
+impl Executor for ProtectedAfterRead {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    fn handles(&self, action: sre_agent::model::action::Action) -> bool {
+        self.inner.handles(action)
+    }
+    fn inspect<'a>(
+        &'a self,
+        step: &'a sre_agent::decide::plan::PlannedStep,
+    ) -> sre_agent::act::executor::ActFuture<'a, Option<sre_agent::act::executor::LiveObject>> {
+        Box::pin(async move {
+            let live = self.inner.inspect(step).await;
+            if !self
+                .labelled
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut pod = self
+                    .cluster
+                    .get("Pod", &step.namespace, &step.target)
+                    .unwrap();
+                pod["metadata"]["labels"]["do-not-remediate"] = json!("true");
+                self.cluster.put(pod);
+            }
+            live
+        })
+    }
+    fn apply<'a>(
+        &'a self,
+        cleared: &'a sre_agent::act::safety::Cleared<'_>,
+    ) -> sre_agent::act::executor::ActFuture<'a, sre_agent::act::executor::Applied> {
+        self.inner.apply(cleared)
+    }
+    fn undo<'a>(
+        &'a self,
+        step: &'a sre_agent::decide::plan::PlannedStep,
+        before: &'a Value,
+    ) -> sre_agent::act::executor::ActFuture<'a, ()> {
+        self.inner.undo(step, before)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_target_is_protected_mid_step_is_refused_not_run() {
+    let c = cluster(json!({}));
+    let api = c.serve().await.unwrap();
+    let config = live_config(&api);
+    sre_agent::net::install_crypto_provider();
+    let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
+    let client = sre_agent::act::kubernetes::client(&config.kubernetes)
+        .await
+        .unwrap();
+    let executor: Arc<dyn Executor> = Arc::new(ProtectedAfterRead {
+        inner: sre_agent::act::kubernetes::KubeExecutor::new(client),
+        cluster: c.clone(),
+        labelled: Default::default(),
+    });
+    let agent = Agent::start_with_parts(config, events, vec![executor]).await;
+    memory_leak(&agent, &c).await;
+    let plan = plan_where(&agent, finished).await;
+    assert_eq!(plan["execution"]["status"], "refused", "{plan:#}");
+    let reason = plan["execution"]["reason"].as_str().unwrap();
+    assert!(reason.contains("do-not-remediate=true"), "{reason}");
+    assert!(
+        c.get("Pod", "risk", "risk-service-0").is_some(),
+        "the protected pod was not deleted"
+    );
+    assert!(
+        c.changes().iter().all(|r| r.method != "DELETE"),
+        "{:?}",
+        c.changes()
+    );
+    let id = plan["id"].as_str().unwrap();
+    assert!(
+        audit_kinds(&agent, id)
+            .await
+            .contains(&"refusal".to_string())
+    );
+    audit_intact(&agent);
+}
