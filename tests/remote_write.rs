@@ -257,6 +257,56 @@ async fn oversized_bodies_get_413() {
     assert!(msg.contains("decompressed"), "{msg}");
 }
 
+/// A sender still uploading when the limit is passed reads the 413 and its reason, not a
+/// broken pipe: the body is read on and dropped (up to 8 times the limit).
+#[tokio::test]
+async fn a_96_mib_body_gets_a_413_the_sender_can_read() {
+    let agent = Agent::start(test_config()).await;
+    let response = agent
+        .client
+        .post(agent.url("/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(vec![0u8; 96 << 20])
+        .send()
+        .await
+        .expect("an answer, not a broken pipe");
+    assert_eq!(response.status(), 413);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("exceeds the limit of 16777216 bytes"),
+        "{text}"
+    );
+
+    // Chunked: no Content-Length to refuse on, so the limit is met mid-stream.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = agent
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(format!("POST /api/v1/write HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..96 {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&chunk).await.unwrap();
+        s.write_all(b"\r\n").await.unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("exceeds the limit of 16777216 bytes"),
+        "{answer}"
+    );
+    assert_eq!(agent.pipeline.store.series_count(), 0);
+}
+
 #[tokio::test]
 async fn overload_gets_429_with_retry_after() {
     let mut config = test_config();

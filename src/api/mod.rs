@@ -3,6 +3,7 @@
 //! (`pipeline::intake::Intake`); the read and approval routes hold the pipeline's handles.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod plans;
 pub mod routes;

@@ -16,8 +16,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::write_allowed;
+use super::body::{BodyError, read_within};
 use super::error::ApiError;
 use crate::ingest::{Protocol, decode_request, snappy};
+
+/// How far past the limit a body is read and discarded so its sender can read the 413.
+const DISCARD_FACTOR: usize = 8;
 use crate::pipeline::intake::Intake;
 
 pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
@@ -134,15 +138,7 @@ async fn process(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > cfg.max_body_bytes) {
-        return Err((
-            ApiError::PayloadTooLarge(format!(
-                "body exceeds the limit of {} bytes",
-                cfg.max_body_bytes
-            )),
-            None,
-        ));
-    }
+
     // Admission control before reading the body: when full, the sender backs off and retries.
     let Ok(_permit) = p.inflight.clone().try_acquire_owned() else {
         return Err((
@@ -152,9 +148,22 @@ async fn process(
             None,
         ));
     };
+    // A body over the limit is still read (and dropped) up to DISCARD_FACTOR times the limit,
+    // so the sender reads the 413 instead of a broken pipe.
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "body exceeds the limit of {} bytes",
+            cfg.max_body_bytes
+        ))
+    };
+    let discard_up_to = cfg.max_body_bytes.saturating_mul(DISCARD_FACTOR);
+    if declared.is_some_and(|n| n > discard_up_to) {
+        // Too large even to read past: answer now.
+        return Err((too_large(), None));
+    }
     let read = tokio::time::timeout(
         cfg.body_read_timeout,
-        axum::body::to_bytes(body, cfg.max_body_bytes),
+        read_within(body, cfg.max_body_bytes, discard_up_to, declared),
     )
     .await;
     let Ok(read) = read else {
@@ -166,22 +175,12 @@ async fn process(
             None,
         ));
     };
-    let bytes = read.map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("length limit") {
-            (
-                ApiError::PayloadTooLarge(format!(
-                    "body exceeds the limit of {} bytes",
-                    cfg.max_body_bytes
-                )),
-                None,
-            )
-        } else {
-            (
-                ApiError::BadRequest(format!("cannot read request body: {msg}")),
-                None,
-            )
-        }
+    let bytes = read.map_err(|e| match e {
+        BodyError::TooLarge => (too_large(), None),
+        BodyError::Broken(msg) => (
+            ApiError::BadRequest(format!("cannot read request body: {msg}")),
+            None,
+        ),
     })?;
 
     // Decode, apply and detect: synchronous, no awaits, pooled buffers.
