@@ -44,6 +44,8 @@ pub enum BuildError {
     #[error(transparent)]
     Client(#[from] net::ClientError),
     #[error(transparent)]
+    Notify(#[from] notify::StartError),
+    #[error(transparent)]
     Rules(#[from] analyze::rules::RulesError),
     #[error(transparent)]
     Knowledge(#[from] analyze::knowledge::KnowledgeError),

@@ -23,7 +23,16 @@ pub struct WebhookConfig {
     pub events: Vec<WebhookEvents>,
     pub timeout_seconds: u64,
     pub queue_size: usize,
+    /// Consecutive failed attempts before the receiver is reported unreachable (the
+    /// notification is kept and retried; see `durable`).
     pub max_retries: u32,
+    /// Notifications are written to an outbox on disk before they are sent and sent again
+    /// after a restart until the receiver takes them. Off: the same, in memory only.
+    pub durable: bool,
+    /// Where the outbox lives; empty = `app.data_dir`.
+    pub outbox_dir: String,
+    /// Past this size the oldest undelivered notifications are dropped (counted, logged).
+    pub outbox_max_bytes: usize,
 }
 
 impl Default for WebhookConfig {
@@ -34,6 +43,9 @@ impl Default for WebhookConfig {
             timeout_seconds: 10,
             queue_size: 4096,
             max_retries: 8,
+            durable: true,
+            outbox_dir: String::new(),
+            outbox_max_bytes: 64 << 20,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! retry with exponential backoff.
 
 pub mod alertmanager;
+pub mod outbox;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -44,6 +45,14 @@ pub enum WebhookMessage {
     },
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Client(#[from] crate::net::ClientError),
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+}
+
 /// A notification worker, to be spawned by the caller that owns the tasks.
 pub type Worker = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
@@ -60,11 +69,14 @@ pub struct Notifier {
 impl Notifier {
     /// The notifier and its workers, for the caller to spawn. Once `stop` fires, each worker
     /// closes its queue, sends what is already in it and returns.
+    /// `data_dir`: where a durable webhook outbox goes unless `outbox_dir` says otherwise;
+    /// `None` keeps it in memory.
     pub fn start(
         config: &crate::config::NotificationConfig,
         telemetry: Arc<Telemetry>,
         stop: tokio_util::sync::CancellationToken,
-    ) -> Result<(Self, Vec<Worker>), crate::net::ClientError> {
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<(Self, Vec<Worker>), StartError> {
         let mut workers: Vec<Worker> = Vec::new();
         let mut n = Self {
             telemetry: telemetry.clone(),
@@ -72,7 +84,22 @@ impl Notifier {
         };
         if !config.webhook.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.webhook.queue_size.max(1));
-            let worker = webhook::WebhookWorker::new(&config.webhook, telemetry.clone())?;
+            let w = &config.webhook;
+            let dir = (!w.outbox_dir.is_empty())
+                .then(|| std::path::PathBuf::from(&w.outbox_dir))
+                .or_else(|| data_dir.map(std::path::Path::to_path_buf))
+                .filter(|_| w.durable);
+            let outbox = match dir {
+                Some(dir) => {
+                    let (outbox, found) = outbox::Outbox::open(&dir, w.outbox_max_bytes)?;
+                    if found.pending > 0 || found.damaged > 0 {
+                        tracing::info!(pending = found.pending, damaged = found.damaged, dir = %dir.display(), "webhook outbox: undelivered notifications from an earlier run are sent again");
+                    }
+                    outbox
+                }
+                None => outbox::Outbox::in_memory(w.outbox_max_bytes),
+            };
+            let worker = webhook::WebhookWorker::new(w, telemetry.clone(), outbox)?;
             workers.push(Box::pin(worker.run(rx, stop.clone())));
             n.webhook = Some(tx);
             use crate::config::WebhookEvents;
@@ -223,7 +250,8 @@ mod tests {
         config.webhook.events = vec![WebhookEvents::Anomaly];
         let stop = tokio_util::sync::CancellationToken::new();
         let (notifier, workers) =
-            Notifier::start(&config, Arc::new(Telemetry::default()), stop.clone()).expect("start");
+            Notifier::start(&config, Arc::new(Telemetry::default()), stop.clone(), None)
+                .expect("start");
         let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
         for id in 1..=5 {
             let e = event(id);
@@ -248,5 +276,162 @@ mod tests {
             1,
             "a notice after shutdown is counted as dropped, not lost silently"
         );
+    }
+
+    /// Records (Idempotency-Key, body) of each POST; answers 503 while `down` is set.
+    async fn flaky_receiver(
+        down: Arc<std::sync::atomic::AtomicBool>,
+    ) -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+        let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap,
+                      axum::Json(body): axum::Json<serde_json::Value>| {
+                    let (sink, down) = (sink.clone(), down.clone());
+                    async move {
+                        if down.load(std::sync::atomic::Ordering::SeqCst) {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let key = headers
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        sink.lock().expect("lock").push((key, body));
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (url, got)
+    }
+
+    fn outbox_dir(name: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("sre-agent-notify-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    async fn wait_for(n: usize, got: &Mutex<Vec<(String, serde_json::Value)>>) -> bool {
+        for _ in 0..200 {
+            if got.lock().expect("lock").len() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_receiver_down_for_a_while_gets_everything_in_order_once_back() {
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (url, got) = flaky_receiver(down.clone()).await;
+        let dir = outbox_dir("outage");
+        let mut config = NotificationConfig::default();
+        config.webhook.url = url;
+        config.webhook.events = vec![WebhookEvents::Anomaly];
+        let stop = tokio_util::sync::CancellationToken::new();
+        let telemetry = Arc::new(Telemetry::default());
+        let (notifier, workers) =
+            Notifier::start(&config, telemetry.clone(), stop.clone(), Some(&dir)).expect("start");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        for id in 1..=5 {
+            let e = event(id);
+            notifier.publish(&e, Anomaly::from_event(&e), None);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(got.lock().expect("lock").is_empty());
+        assert!(telemetry.channel_count("webhook", "retried") >= 1);
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(wait_for(5, &got).await, "all delivered after the outage");
+        let got = got.lock().expect("lock").clone();
+        let ids: Vec<String> = got
+            .iter()
+            .map(|(_, b)| b["anomaly"]["id"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            ["ANO-1", "ANO-2", "ANO-3", "ANO-4", "ANO-5"],
+            "in order"
+        );
+        for (key, body) in &got {
+            assert!(!key.is_empty());
+            assert_eq!(body["notification_id"], key.as_str());
+        }
+        assert_eq!(telemetry.channel_count("webhook", "dropped"), 0);
+        stop.cancel();
+        for h in handles {
+            h.await.expect("no panic");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn what_a_stopped_agent_could_not_send_goes_out_after_the_restart() {
+        let dir = outbox_dir("restart");
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut config = NotificationConfig::default();
+        config.webhook.url = format!("http://127.0.0.1:{dead}/hook");
+        config.webhook.events = vec![WebhookEvents::Anomaly];
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (notifier, workers) = Notifier::start(
+            &config,
+            Arc::new(Telemetry::default()),
+            stop.clone(),
+            Some(&dir),
+        )
+        .expect("start");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        for id in 1..=3 {
+            let e = event(id);
+            notifier.publish(&e, Anomaly::from_event(&e), None);
+        }
+        stop.cancel();
+        for h in handles {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("stops")
+                .expect("no panic");
+        }
+
+        let (url, got) = flaky_receiver(Arc::default()).await;
+        config.webhook.url = url;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (_notifier, workers) = Notifier::start(
+            &config,
+            Arc::new(Telemetry::default()),
+            stop.clone(),
+            Some(&dir),
+        )
+        .expect("restart");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        assert!(
+            wait_for(3, &got).await,
+            "the outbox is sent after the restart"
+        );
+        let keys: Vec<String> = got
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(keys.len(), 3);
+        assert!(keys[0].ends_with(".anomaly.fired.1"), "{keys:?}");
+        stop.cancel();
+        for h in handles {
+            h.await.expect("no panic");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

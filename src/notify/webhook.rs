@@ -54,117 +54,239 @@ pub struct WebhookWorker {
     url: String,
     max_retries: u32,
     telemetry: Arc<Telemetry>,
+    outbox: Arc<std::sync::Mutex<super::outbox::Outbox>>,
 }
 
 impl WebhookWorker {
     pub fn new(
         config: &crate::config::WebhookConfig,
         telemetry: Arc<Telemetry>,
+        outbox: super::outbox::Outbox,
     ) -> Result<Self, ClientError> {
         Ok(Self {
             client: client(Duration::from_secs(config.timeout_seconds.max(1)))?,
             url: config.url.clone(),
             max_retries: config.max_retries,
             telemetry,
+            outbox: Arc::new(std::sync::Mutex::new(outbox)),
         })
     }
 
+    /// Runs until `stop`: every message goes into the outbox first, then out in order. On
+    /// stop the queue is closed and drained into the outbox, each pending notification gets one
+    /// more try, and what is still undelivered waits in the outbox for the next start.
     pub async fn run(
-        self,
+        mut self,
         mut rx: mpsc::Receiver<WebhookMessage>,
         stop: tokio_util::sync::CancellationToken,
     ) {
         let mut closing = false;
+        // Consecutive failed attempts on the head, and when the next one is due.
+        let mut attempt = 0u32;
+        let mut next_try: Option<tokio::time::Instant> = None;
         loop {
+            let due = next_try.is_none_or(|t| t <= tokio::time::Instant::now());
+            if due && !self.outbox_is_empty() {
+                match self.deliver_head().await {
+                    Delivery::Done => {
+                        attempt = 0;
+                        next_try = None;
+                    }
+                    Delivery::Later(hint) => {
+                        if attempt == self.max_retries {
+                            self.telemetry.channel("webhook", "failed");
+                            tracing::error!(target_url = %redact_url(&self.url), held = self.outbox_len(), "webhook receiver unreachable; notifications held in the outbox and retried");
+                        }
+                        next_try = Some(tokio::time::Instant::now() + delay(attempt, hint));
+                        attempt = attempt.saturating_add(1);
+                    }
+                }
+                continue;
+            }
             let message = tokio::select! {
                 m = rx.recv() => m,
-                // Closed, the queue still yields what it holds, then None.
+                () = sleep_until(next_try), if next_try.is_some() => continue,
                 () = stop.cancelled(), if !closing => { rx.close(); closing = true; continue }
             };
-            let Some(message) = message else { break };
-            let (event, subject, body) = match &message {
-                WebhookMessage::Anomaly(notice) => {
-                    let event = format!(
-                        "anomaly.{}",
-                        serde_json::to_value(notice.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default()
-                    );
-                    let body = serde_json::to_value(WebhookPayload {
-                        version: "1",
-                        event: event.clone(),
-                        anomaly: &notice.anomaly,
-                        detected_at: rfc3339(notice.produced_at),
-                        sent_at: rfc3339(SystemTime::now()),
-                    });
-                    (event, notice.anomaly.id.clone(), body)
-                }
-                WebhookMessage::Incident {
-                    event,
-                    incident,
-                    produced_at,
-                } => (
-                    event.to_string(),
-                    incident.id.clone(),
-                    serde_json::to_value(IncidentPayload {
-                        version: "1",
-                        event,
-                        incident,
-                        detected_at: rfc3339(*produced_at),
-                        sent_at: rfc3339(SystemTime::now()),
-                    }),
-                ),
-                WebhookMessage::Plan { event, plan, links } => (
-                    event.to_string(),
-                    plan.id.clone(),
-                    serde_json::to_value(PlanPayload {
-                        version: "1",
-                        event,
-                        plan,
-                        callbacks: links.as_ref(),
-                        sent_at: rfc3339(SystemTime::now()),
-                    }),
-                ),
-            };
-            match body {
-                Ok(body) => self.deliver(&event, &subject, &body).await,
-                Err(e) => {
-                    tracing::error!(error = %e, subject = %subject, "webhook payload not serializable")
-                }
+            let Some(first) = message else { break };
+            let mut items: Vec<_> = payload(&first).into_iter().collect();
+            while let Ok(more) = rx.try_recv() {
+                items.extend(payload(&more));
+            }
+            self.enqueue(items).await;
+        }
+        // Stopping: one more try for each pending notification, oldest first.
+        while !self.outbox_is_empty() {
+            if !matches!(self.deliver_head().await, Delivery::Done) {
+                tracing::warn!(
+                    held = self.outbox_len(),
+                    "webhook notifications kept in the outbox for the next start"
+                );
+                break;
             }
         }
     }
 
-    async fn deliver(&self, event: &str, subject: &str, body: &serde_json::Value) {
-        let target = redact_url(&self.url);
-        let mut attempt = 0;
-        loop {
-            let outcome = self.client.post(&self.url).json(body).send().await;
-            let (retryable, hint) = match outcome {
-                Ok(r) if r.status().is_success() => {
-                    self.telemetry.channel("webhook", "sent");
-                    tracing::debug!(target_url = %target, subject = %subject, event = %event, "webhook delivered");
-                    return;
+    async fn enqueue(&mut self, items: Vec<(String, String, serde_json::Value)>) {
+        if items.is_empty() {
+            return;
+        }
+        let outbox = self.outbox.clone();
+        let n = items.len();
+        let pushed = tokio::task::spawn_blocking(move || {
+            outbox.lock().unwrap_or_else(|p| p.into_inner()).push(items)
+        })
+        .await;
+        match pushed {
+            Ok(Ok(dropped)) => {
+                for old in dropped {
+                    self.telemetry.channel("webhook", "dropped");
+                    tracing::error!(subject = %old.subject, event = %old.event, "webhook outbox full: oldest notification dropped");
                 }
-                Ok(r) => {
-                    let status = r.status();
-                    tracing::warn!(target_url = %target, %status, subject = %subject, "webhook receiver refused the notification");
-                    (retryable_status(status), retry_after(r.headers()))
-                }
-                Err(e) => {
-                    tracing::warn!(target_url = %target, error = %without_url(&e), subject = %subject, "webhook delivery failed");
-                    (true, None)
-                }
-            };
-            if !retryable || attempt >= self.max_retries {
-                self.telemetry.channel("webhook", "failed");
-                tracing::error!(target_url = %target, subject = %subject, attempts = attempt + 1, "webhook notification given up");
-                return;
             }
-            self.telemetry.channel("webhook", "retried");
-            tokio::time::sleep(delay(attempt, hint)).await;
-            attempt += 1;
+            Ok(Err(e)) => {
+                self.telemetry.channel("webhook", "dropped");
+                tracing::error!(error = %e, notifications = n, "webhook outbox not written; notifications dropped");
+            }
+            Err(e) => tracing::error!(error = %e, "webhook outbox writer failed"),
+        }
+    }
+
+    fn outbox_len(&self) -> usize {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn outbox_is_empty(&self) -> bool {
+        self.outbox_len() == 0
+    }
+
+    /// One attempt at the oldest notification.
+    async fn deliver_head(&mut self) -> Delivery {
+        let Some(entry) = self
+            .outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .head()
+            .cloned()
+        else {
+            return Delivery::Done;
+        };
+        let target = redact_url(&self.url);
+        let mut body = entry.body;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("notification_id".into(), entry.key.clone().into());
+            o.insert("sent_at".into(), rfc3339(SystemTime::now()).into());
+        }
+        let outcome = self
+            .client
+            .post(&self.url)
+            .header("Idempotency-Key", &entry.key)
+            .json(&body)
+            .send()
+            .await;
+        let hint = match outcome {
+            Ok(r) if r.status().is_success() => {
+                self.telemetry.channel("webhook", "sent");
+                tracing::debug!(target_url = %target, subject = %entry.subject, event = %entry.event, "webhook delivered");
+                self.ack_head().await;
+                return Delivery::Done;
+            }
+            Ok(r) if !retryable_status(r.status()) => {
+                // The receiver refuses it for good: sending it again would not help.
+                self.telemetry.channel("webhook", "failed");
+                tracing::error!(target_url = %target, status = %r.status(), subject = %entry.subject, event = %entry.event, "webhook receiver refused the notification; not retried");
+                self.ack_head().await;
+                return Delivery::Done;
+            }
+            Ok(r) => {
+                tracing::warn!(target_url = %target, status = %r.status(), subject = %entry.subject, "webhook receiver busy or failing; retrying");
+                retry_after(r.headers())
+            }
+            Err(e) => {
+                tracing::warn!(target_url = %target, error = %without_url(&e), subject = %entry.subject, "webhook delivery failed; retrying");
+                None
+            }
+        };
+        self.telemetry.channel("webhook", "retried");
+        Delivery::Later(hint)
+    }
+
+    async fn ack_head(&mut self) {
+        let outbox = self.outbox.clone();
+        let acked = tokio::task::spawn_blocking(move || {
+            outbox.lock().unwrap_or_else(|p| p.into_inner()).ack_head()
+        })
+        .await;
+        if let Ok(Err(e)) = acked {
+            tracing::warn!(error = %e, "webhook outbox acknowledgement not written; the notification may be sent again");
+        }
+    }
+}
+
+enum Delivery {
+    Done,
+    Later(Option<Duration>),
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A message as (event, subject, JSON body).
+fn payload(message: &WebhookMessage) -> Option<(String, String, serde_json::Value)> {
+    let (event, subject, body) = match &message {
+        WebhookMessage::Anomaly(notice) => {
+            let event = format!(
+                "anomaly.{}",
+                serde_json::to_value(notice.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            );
+            let body = serde_json::to_value(WebhookPayload {
+                version: "1",
+                event: event.clone(),
+                anomaly: &notice.anomaly,
+                detected_at: rfc3339(notice.produced_at),
+                sent_at: rfc3339(SystemTime::now()),
+            });
+            (event, notice.anomaly.id.clone(), body)
+        }
+        WebhookMessage::Incident {
+            event,
+            incident,
+            produced_at,
+        } => (
+            event.to_string(),
+            incident.id.clone(),
+            serde_json::to_value(IncidentPayload {
+                version: "1",
+                event,
+                incident,
+                detected_at: rfc3339(*produced_at),
+                sent_at: rfc3339(SystemTime::now()),
+            }),
+        ),
+        WebhookMessage::Plan { event, plan, links } => (
+            event.to_string(),
+            plan.id.clone(),
+            serde_json::to_value(PlanPayload {
+                version: "1",
+                event,
+                plan,
+                callbacks: links.as_ref(),
+                sent_at: rfc3339(SystemTime::now()),
+            }),
+        ),
+    };
+    match body {
+        Ok(body) => Some((event, subject, body)),
+        Err(e) => {
+            tracing::error!(error = %e, subject = %subject, "webhook payload not serializable");
+            None
         }
     }
 }

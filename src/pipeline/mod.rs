@@ -80,8 +80,12 @@ impl Pipeline {
         let options = StoreOptions::from_config(&config);
         let telemetry = Arc::new(Telemetry::default());
         let topology = Topology::default();
-        let (notifier, workers) =
-            Notifier::start(&config.notification, telemetry.clone(), topology.token())?;
+        let (notifier, workers) = Notifier::start(
+            &config.notification,
+            telemetry.clone(),
+            topology.token(),
+            Some(std::path::Path::new(&config.app.data_dir)),
+        )?;
         for worker in workers {
             topology.spawn_draining(worker);
         }

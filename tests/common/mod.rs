@@ -167,6 +167,7 @@ pub fn test_config() -> Config {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     c.auto_remediation.audit_dir = dir.display().to_string();
+    c.notification.webhook.outbox_dir = dir.display().to_string();
     c
 }
 
