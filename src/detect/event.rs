@@ -71,3 +71,34 @@ pub struct AnomalyEvent {
     /// Wall clock when the event was produced (for the notification-latency figure).
     pub produced_at: std::time::SystemTime,
 }
+
+/// A plain firing-style event for tests of the stages downstream of detection.
+#[cfg(test)]
+pub(crate) fn test_event(
+    id: u64,
+    kind: EventKind,
+    labels: &[(&str, &str)],
+    ts: i64,
+    severity: Severity,
+) -> AnomalyEvent {
+    let labels = SeriesLabels::from_pairs(labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        .expect("valid test labels");
+    AnomalyEvent {
+        kind,
+        anomaly_kind: AnomalyKind::Anomaly,
+        breach: None,
+        shift: None,
+        peer: None,
+        service: None,
+        anomaly_id: id,
+        series_id: id,
+        labels,
+        category: "trading".into(),
+        started_ts: ts,
+        ts,
+        score: Score::default(),
+        severity,
+        reason: None,
+        produced_at: std::time::SystemTime::now(),
+    }
+}

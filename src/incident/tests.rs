@@ -1,29 +1,7 @@
 use super::*;
-use crate::detect::Score;
-use crate::detect::event::AnomalyKind;
-use crate::model::labels::SeriesLabels;
 
 fn event(id: u64, kind: EventKind, labels: &[(&str, &str)], ts: i64) -> AnomalyEvent {
-    let labels =
-        SeriesLabels::from_pairs(labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
-    AnomalyEvent {
-        kind,
-        anomaly_kind: AnomalyKind::Anomaly,
-        breach: None,
-        shift: None,
-        peer: None,
-        service: None,
-        anomaly_id: id,
-        series_id: id,
-        labels,
-        category: "trading".into(),
-        started_ts: ts,
-        ts,
-        score: Score::default(),
-        severity: Severity::High,
-        reason: None,
-        produced_at: std::time::SystemTime::now(),
-    }
+    crate::detect::event::test_event(id, kind, labels, ts, Severity::High)
 }
 
 fn book() -> IncidentBook {

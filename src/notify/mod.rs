@@ -191,32 +191,18 @@ mod tests {
 
     use super::*;
     use crate::config::{NotificationConfig, WebhookEvents};
+    use crate::detect::Severity;
     use crate::detect::book::Anomaly;
-    use crate::detect::event::{AnomalyKind, EventKind};
-    use crate::detect::{Score, Severity};
-    use crate::model::labels::SeriesLabels;
+    use crate::detect::event::EventKind;
 
     fn event(id: u64) -> AnomalyEvent {
-        let labels = SeriesLabels::from_pairs([(&b"__name__"[..], &b"latency"[..])].into_iter())
-            .expect("valid labels");
-        AnomalyEvent {
-            kind: EventKind::Fired,
-            anomaly_kind: AnomalyKind::Anomaly,
-            breach: None,
-            shift: None,
-            peer: None,
-            service: None,
-            anomaly_id: id,
-            series_id: id,
-            labels,
-            category: "trading".into(),
-            started_ts: 1_000,
-            ts: 1_000,
-            score: Score::default(),
-            severity: Severity::High,
-            reason: None,
-            produced_at: std::time::SystemTime::now(),
-        }
+        crate::detect::event::test_event(
+            id,
+            EventKind::Fired,
+            &[("__name__", "latency")],
+            1_000,
+            Severity::High,
+        )
     }
 
     /// A receiver that takes 100 ms per POST, so the queue is still full when shutdown starts.

@@ -85,6 +85,13 @@ impl WebhookWorker {
         let mut attempt = 0u32;
         let mut next_try: Option<tokio::time::Instant> = None;
         loop {
+            // Whatever is queued goes to the outbox before the next send, so a long backlog
+            // after an outage never leaves the bounded hand-off queue full.
+            let mut queued = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                queued.extend(payload(&m));
+            }
+            self.enqueue(queued).await;
             let due = next_try.is_none_or(|t| t <= tokio::time::Instant::now());
             if due && !self.outbox_is_empty() {
                 match self.deliver_head().await {

@@ -123,39 +123,15 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::detect::Score;
-    use crate::detect::event::AnomalyKind;
     use crate::incident::IncidentParams;
-    use crate::model::labels::SeriesLabels;
 
     fn event(id: u64, kind: EventKind, service: &str, ts: i64, severity: Severity) -> AnomalyEvent {
-        let labels = SeriesLabels::from_pairs(
-            [
-                (&b"__name__"[..], &b"latency"[..]),
-                (b"namespace", b"trading"),
-                (b"service", service.as_bytes()),
-            ]
-            .into_iter(),
-        )
-        .expect("valid labels");
-        AnomalyEvent {
-            kind,
-            anomaly_kind: AnomalyKind::Anomaly,
-            breach: None,
-            shift: None,
-            peer: None,
-            service: None,
-            anomaly_id: id,
-            series_id: id,
-            labels,
-            category: "trading".into(),
-            started_ts: ts,
-            ts,
-            score: Score::default(),
-            severity,
-            reason: None,
-            produced_at: std::time::SystemTime::now(),
-        }
+        let labels = [
+            ("__name__", "latency"),
+            ("namespace", "trading"),
+            ("service", service),
+        ];
+        crate::detect::event::test_event(id, kind, &labels, ts, severity)
     }
 
     fn router() -> EventRouter {
