@@ -167,6 +167,10 @@ pub struct NoveltyConfig {
     pub drift_unit: f64,
     /// ...and as a fraction of how far the average typically travels in 1/alpha samples.
     pub drift_travel_unit: f64,
+    /// Samples after a reported surprise during which repeats score zero (0 = no rest)...
+    pub rest_samples: u16,
+    /// ...unless they are this many times the surprise that started the rest.
+    pub rest_escalation: f64,
 }
 
 impl Default for NoveltyConfig {
@@ -181,6 +185,8 @@ impl Default for NoveltyConfig {
             drift_alpha: 0.1,
             drift_unit: 0.01,
             drift_travel_unit: 0.4,
+            rest_samples: 20,
+            rest_escalation: 2.0,
         }
     }
 }

@@ -92,6 +92,11 @@ impl Config {
             "must be a positive number",
         );
         check(
+            n.rest_escalation >= 1.0,
+            "anomaly_detection.novelty.rest_escalation",
+            "must be at least 1",
+        );
+        check(
             n.density_unit.is_finite() && n.density_unit > 0.0,
             "anomaly_detection.novelty.density_unit",
             "must be a positive number",

@@ -24,6 +24,7 @@ pub mod params;
 pub mod peers;
 pub mod periods;
 pub mod rate;
+pub mod rest;
 pub mod robust;
 pub mod seasonal;
 pub mod state;
@@ -128,6 +129,8 @@ pub struct DetectorState {
     pub robust: RobustStats,
     pub seasonal: Option<Box<SeasonalProfile>>,
     pub novelty: NoveltyState,
+    #[serde(default)]
+    pub rest: rest::Rest,
     /// Samples seen since the baseline last (re)started.
     pub seen: u32,
     /// Set by the store while the series is in a firing anomaly: the band's baselines and the
@@ -262,10 +265,17 @@ impl DetectorState {
             s.learn_range_at(phase, x, keep, p.novelty.context_learning_rate);
         }
         let (ratio, channel) = novelty.strongest();
+        // The rest applies to what is reported; learning below still sees how novel it was.
+        let reported = if warm {
+            self.rest
+                .filter(ratio, ratio_at(p.alert_threshold), &p.novelty.rest)
+        } else {
+            ratio
+        };
         let score = if !warm {
             0.0
-        } else if ratio.is_finite() {
-            ratio / (1.0 + ratio)
+        } else if reported.is_finite() {
+            reported / (1.0 + reported)
         } else {
             1.0
         };

@@ -26,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::drift::{DriftParams, DriftState};
+use super::rest::RestParams;
 
 /// Histogram resolution over the covered range.
 const BINS: usize = 32;
@@ -50,6 +51,7 @@ pub struct NoveltyParams {
     /// ... and at least this many samples long.
     pub stuck_min_samples: u32,
     pub drift: DriftParams,
+    pub rest: RestParams,
 }
 
 impl Default for NoveltyParams {
@@ -62,6 +64,7 @@ impl Default for NoveltyParams {
             stuck_factor: 3.0,
             stuck_min_samples: 12,
             drift: DriftParams::default(),
+            rest: RestParams::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::lifecycle::LifecycleParams;
 use super::multivariate::ServiceParams;
 use super::novelty::NoveltyParams;
 use super::peers::PeerParams;
+use super::rest::RestParams;
 use crate::config::{DetectionConfig, PeersConfig, ServicesConfig};
 
 impl DetectParams {
@@ -39,6 +40,10 @@ impl DetectParams {
                     unit: s.novelty.drift_unit,
                     travel_unit: s.novelty.drift_travel_unit,
                     report_ratio: super::ratio_at(s.alert_threshold),
+                },
+                rest: RestParams {
+                    samples: s.novelty.rest_samples,
+                    escalation: s.novelty.rest_escalation,
                 },
             },
         }
