@@ -264,3 +264,67 @@ async fn acknowledge_requires_the_api_token_when_one_is_set() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_full_notification_queue_answers_429_instead_of_dropping() {
+    // A receiver that accepts connections and never answers: the worker hangs in its send
+    // while the next notices fill the (tiny) queue.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = test_config();
+    config.notification.webhook.url = hook;
+    config.notification.webhook.queue_size = 2;
+    config.notification.webhook.timeout_seconds = 60;
+    config.notification.webhook.events = vec![sre_agent::config::WebhookEvents::Anomaly];
+    let agent = Agent::start(config).await;
+    let start = now_ms() - 3_600_000;
+    let pod_labels = |pod: &'static str| {
+        let mut l = LABELS.to_vec();
+        l[3] = ("pod", pod);
+        l
+    };
+    const PODS: [&str; 6] = ["p0", "p1", "p2", "p3", "p4", "p5"];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..100i64 {
+        for pod in PODS {
+            let v = 100.0 + rng.f64() * 10.0;
+            let ts = sre_agent_ts(&pod_labels(pod), start + i * 15_000, v);
+            assert_eq!(agent.write_v1(&[ts]).await.status(), 204);
+        }
+    }
+    // One pod after another spikes: each fires one anomaly, i.e. one notice.
+    let mut refused = None;
+    'pods: for (k, pod) in PODS.iter().enumerate() {
+        for j in 0..3i64 {
+            let ts = sre_agent_ts(
+                &pod_labels(pod),
+                start + (100 + k as i64 * 3 + j) * 15_000,
+                500.0,
+            );
+            let r = agent.write_v1(&[ts]).await;
+            if r.status() == 429 {
+                refused = Some(r);
+                break 'pods;
+            }
+            assert_eq!(r.status(), 204);
+        }
+    }
+    let r = refused.expect("a write is refused once the webhook queue is nearly full");
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("webhook queue"), "{msg}");
+    let t = &agent.pipeline.telemetry;
+    assert_eq!(t.channel_count("webhook", "dropped"), 0);
+    assert!(t.channel_count("webhook", "backpressure") >= 1);
+}
+
+fn sre_agent_ts(labels: &[(&str, &str)], ts: i64, v: f64) -> sre_agent::ingest::encode::TimeSeries {
+    sre_agent::ingest::encode::TimeSeries::new(labels, &[(ts, v)])
+}

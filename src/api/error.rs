@@ -19,8 +19,10 @@ pub enum ApiError {
     PayloadTooLarge(String),
     RequestTimeout(String),
     UnsupportedMediaType(String),
+    /// Not accepted now, retry later (429 with `Retry-After`): what is full, in words.
     Overloaded {
         retry_after_seconds: u32,
+        reason: String,
     },
     Unavailable(String),
 }
@@ -60,10 +62,9 @@ impl ApiError {
             Self::Unauthorized => "authentication required".into(),
             Self::Overloaded {
                 retry_after_seconds,
+                reason,
             } => {
-                format!(
-                    "overloaded: too many concurrent write requests; retry after {retry_after_seconds}s"
-                )
+                format!("overloaded: {reason}; retry after {retry_after_seconds}s")
             }
         }
     }
@@ -84,6 +85,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Overloaded {
                 retry_after_seconds,
+                ..
             } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));

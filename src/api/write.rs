@@ -3,7 +3,8 @@
 //! The answer comes only after every sample has been applied: 204 when all were, 400 with the
 //! first reason when some series were refused (bad labels, series limit; the rest is applied
 //! and retrying would not help), 413/415 before any work, 429 with `Retry-After` when too many
-//! requests are in flight. Duplicate and out-of-order samples are counted and ignored with a
+//! requests are in flight or a hand-off queue behind detection (RCA, knowledge base, webhook,
+//! Alertmanager) is nearly full. Duplicate and out-of-order samples are counted and ignored with a
 //! 204 (see README: they can never be applied, and a 400 would only make the sender drop the
 //! good samples of its batch too). RW 2.0 answers always carry the `-Written` headers.
 
@@ -144,10 +145,23 @@ async fn process(
         return Err((
             ApiError::Overloaded {
                 retry_after_seconds: cfg.retry_after_seconds,
+                reason: "too many concurrent write requests".into(),
             },
             None,
         ));
     };
+    // A hand-off queue that is nearly full would have to drop what this batch produces: refuse
+    // the batch instead, before reading it, so the sender keeps it and retries.
+    if let Some(backlog) = p.backlog() {
+        p.telemetry.channel(backlog.queue, "backpressure");
+        return Err((
+            ApiError::Overloaded {
+                retry_after_seconds: cfg.retry_after_seconds,
+                reason: backlog.to_string(),
+            },
+            None,
+        ));
+    }
     // A body over the limit is still read (and dropped) up to DISCARD_FACTOR times the limit,
     // so the sender reads the 413 instead of a broken pipe.
     let too_large = || {

@@ -116,6 +116,19 @@ impl Notifier {
         Ok((n, workers))
     }
 
+    /// Each notification queue as (name, free slots, capacity), for the intake's backpressure.
+    pub fn queue_room(&self) -> impl Iterator<Item = (&'static str, usize, usize)> + '_ {
+        let webhook = self
+            .webhook
+            .as_ref()
+            .map(|tx| ("webhook", tx.capacity(), tx.max_capacity()));
+        let alertmanager = self
+            .alertmanager
+            .as_ref()
+            .map(|tx| ("alertmanager", tx.capacity(), tx.max_capacity()));
+        webhook.into_iter().chain(alertmanager)
+    }
+
     pub fn publish(
         &self,
         event: &AnomalyEvent,

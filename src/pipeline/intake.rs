@@ -25,6 +25,37 @@ use crate::telemetry::Telemetry;
 /// its memory forever.
 const POOLED_BODY_MAX: usize = 8 << 20;
 
+/// A write is refused while a hand-off queue has less than 1/BACKLOG_FREE_SHARE of its room
+/// free: one request's events (at most a few per series it touches) must still fit, or they
+/// would be dropped after the samples were acknowledged.
+const BACKLOG_FREE_SHARE: usize = 8;
+
+/// A hand-off queue too full to take another batch's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub queue: &'static str,
+    pub queued: usize,
+    pub capacity: usize,
+}
+
+impl std::fmt::Display for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} queue holds {} of {} and is falling behind",
+            self.queue, self.queued, self.capacity
+        )
+    }
+}
+
+fn backlog_of(queue: &'static str, free: usize, capacity: usize) -> Option<Backlog> {
+    (free.saturating_mul(BACKLOG_FREE_SHARE) < capacity).then_some(Backlog {
+        queue,
+        queued: capacity.saturating_sub(free),
+        capacity,
+    })
+}
+
 pub struct Intake {
     /// The `ingest` section: limits, auth, retry hint.
     pub config: IngestConfig,
@@ -67,6 +98,27 @@ impl Intake {
             sample_clock,
             batches: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The first hand-off queue behind detection that is nearly full, if any: the write route
+    /// answers 429 rather than accept samples whose events it would have to drop.
+    pub fn backlog(&self) -> Option<Backlog> {
+        let local = [
+            (
+                "rca",
+                self.rca_queue.capacity(),
+                self.rca_queue.max_capacity(),
+            ),
+            (
+                "knowledge_base",
+                self.learn_queue.capacity(),
+                self.learn_queue.max_capacity(),
+            ),
+        ];
+        local
+            .into_iter()
+            .chain(self.notifier.queue_room())
+            .find_map(|(queue, free, capacity)| backlog_of(queue, free, capacity))
     }
 
     /// The incidents' clock: the newest sample time seen (ms).
@@ -165,5 +217,25 @@ impl Intake {
         if pool.len() < self.config.max_inflight_requests {
             pool.push(batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_is_backlogged_below_an_eighth_free() {
+        assert_eq!(backlog_of("rca", 1024, 1024), None);
+        assert_eq!(backlog_of("rca", 128, 1024), None);
+        let b = backlog_of("rca", 127, 1024).expect("backlogged");
+        assert_eq!((b.queued, b.capacity), (897, 1024));
+        assert_eq!(
+            b.to_string(),
+            "the rca queue holds 897 of 1024 and is falling behind"
+        );
+        // A queue of one is full with one item in it, and free when empty.
+        assert!(backlog_of("webhook", 0, 1).is_some());
+        assert!(backlog_of("webhook", 1, 1).is_none());
     }
 }
