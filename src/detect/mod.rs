@@ -267,8 +267,7 @@ impl DetectorState {
         let (ratio, channel) = novelty.strongest();
         // The rest applies to what is reported; learning below still sees how novel it was.
         let reported = if warm {
-            self.rest
-                .filter(ratio, ratio_at(p.alert_threshold), &p.novelty.rest)
+            self.rest.filter(ratio, &p.novelty.rest)
         } else {
             ratio
         };

@@ -44,6 +44,7 @@ impl DetectParams {
                 rest: RestParams {
                     samples: s.novelty.rest_samples,
                     escalation: s.novelty.rest_escalation,
+                    report_ratio: super::ratio_at(s.alert_threshold),
                 },
             },
         }

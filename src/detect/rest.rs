@@ -17,6 +17,8 @@ pub struct RestParams {
     pub samples: u16,
     /// A ratio this many times the resting peak is reported during the rest.
     pub escalation: f64,
+    /// The ratio of the alert threshold: a sample at it starts a rest.
+    pub report_ratio: f64,
 }
 
 impl Default for RestParams {
@@ -24,6 +26,7 @@ impl Default for RestParams {
         Self {
             samples: 20,
             escalation: 2.0,
+            report_ratio: super::ratio_at(super::DEFAULT_ALERT_THRESHOLD),
         }
     }
 }
@@ -35,8 +38,9 @@ pub struct Rest {
 }
 
 impl Rest {
-    /// The ratio to report for this sample; `report` is the ratio of the alert threshold.
-    pub fn filter(&mut self, ratio: f64, report: f64, p: &RestParams) -> f64 {
+    /// The ratio to report for this sample.
+    pub fn filter(&mut self, ratio: f64, p: &RestParams) -> f64 {
+        let report = p.report_ratio;
         if p.samples == 0 || ratio.is_nan() {
             return ratio;
         }
@@ -72,7 +76,7 @@ mod tests {
 
     fn run(p: &RestParams, ratios: &[f64]) -> Vec<f64> {
         let mut rest = Rest::default();
-        ratios.iter().map(|&r| rest.filter(r, REPORT, p)).collect()
+        ratios.iter().map(|&r| rest.filter(r, p)).collect()
     }
 
     #[test]
@@ -80,6 +84,7 @@ mod tests {
         let p = RestParams {
             samples: 0,
             escalation: 2.0,
+            report_ratio: REPORT,
         };
         let ratios = [0.1, 3.0, 3.0, 5.0, 0.0];
         assert_eq!(run(&p, &ratios), ratios);
@@ -90,6 +95,7 @@ mod tests {
         let p = RestParams {
             samples: 3,
             escalation: 2.0,
+            report_ratio: REPORT,
         };
         // report, repeat (rested, extends), calm ×3 (rest runs out), report again.
         let out = run(&p, &[3.0, 4.0, 0.5, 0.5, 0.5, 3.0]);
@@ -101,6 +107,7 @@ mod tests {
         let p = RestParams {
             samples: 10,
             escalation: 2.0,
+            report_ratio: REPORT,
         };
         let out = run(&p, &[3.0, 5.0, 7.0, 1.0, 13.0]);
         assert_eq!(out, [3.0, 0.0, 7.0, 0.0, 0.0]);
@@ -111,6 +118,7 @@ mod tests {
         let p = RestParams {
             samples: 5,
             escalation: 2.0,
+            report_ratio: REPORT,
         };
         let out = run(&p, &[f64::INFINITY, f64::INFINITY, 0.0]);
         assert_eq!(out, [f64::INFINITY, 0.0, 0.0]);
@@ -121,7 +129,7 @@ mod tests {
         /// report-level ratio always gets through.
         #[test]
         fn a_rest_only_silences(ratios in proptest::collection::vec(0.0f64..20.0, 1..200)) {
-            let p = RestParams { samples: 7, escalation: 2.0 };
+            let p = RestParams { samples: 7, escalation: 2.0, report_ratio: REPORT };
             let out = run(&p, &ratios);
             for (r, o) in ratios.iter().zip(&out) {
                 proptest::prop_assert!(*o == *r || *o == 0.0);
