@@ -6,6 +6,10 @@
 //!   cargo bench --bench load                      # 100k series, 20 measured rounds
 //!   cargo bench --bench load -- --series 20000 --rounds 10 --concurrency 4
 //!   cargo bench --bench load -- --fill-rings      # memory per series with full 1 h rings
+//!   cargo bench --bench load -- --paced           # all in: paced 1 s rounds, CPU incl. upkeep
+//!   cargo bench --bench load -- --paced --interval 15 --repeat 3   # the real scrape interval
+//!   cargo bench --bench load -- --paced --churn 10 # 10 % of series replaced per round
+//!   cargo bench --bench load -- --paced --skip-vm --idle 120   # upkeep CPU without writes
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a tiny load so it never rots.
 
@@ -18,6 +22,9 @@ use sre_agent::ingest::encode::{compress, encode_v1};
 
 #[path = "support/workload.rs"]
 mod workload;
+
+#[path = "support/paced.rs"]
+mod paced;
 
 const PER_REQUEST: usize = 2000;
 
@@ -128,15 +135,15 @@ async fn wait_ready(client: &reqwest::Client, url: &str) -> bool {
     false
 }
 
-fn start_sink(dir: &std::path::Path) -> Server {
+fn start_sink(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sre-agent"));
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let child = command
+        .arg("--data-dir")
         .arg(dir.join("sink"))
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
@@ -180,9 +187,9 @@ async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
     response.json().await.expect("status JSON")
 }
 
-fn encode_round(series: usize, round: usize, base_ms: i64) -> Vec<Vec<u8>> {
+fn encode(requests: &[Vec<sre_agent::ingest::encode::TimeSeries>]) -> Vec<Vec<u8>> {
     let mut raw = Vec::new();
-    workload::round_requests(series, PER_REQUEST, round, base_ms)
+    requests
         .iter()
         .map(|r| {
             encode_v1(r, &mut raw);
@@ -191,41 +198,69 @@ fn encode_round(series: usize, round: usize, base_ms: i64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends one round's bodies with `concurrency` workers; returns failed requests.
+fn encode_round(series: usize, round: usize, base_ms: i64) -> Vec<Vec<u8>> {
+    encode(&workload::round_requests(
+        series,
+        PER_REQUEST,
+        round,
+        base_ms,
+    ))
+}
+
+struct RoundOutcome {
+    failed: usize,
+    latencies_ms: Vec<f64>,
+}
+
+/// Sends one round's bodies with `concurrency` workers.
 async fn send_round(
     client: &reqwest::Client,
     url: &str,
     bodies: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
-) -> usize {
+) -> RoundOutcome {
     let next = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, bodies, next, failed) = (
+        let (client, url, bodies, next) = (
             client.clone(),
             url.to_string(),
             bodies.clone(),
             next.clone(),
-            failed.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            let mut outcome = RoundOutcome {
+                failed: 0,
+                latencies_ms: Vec::new(),
+            };
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
+                let sent = Instant::now();
                 if let Err(e) =
                     sre_agent::sim::sender::post_remote_write(&client, &url, body.clone()).await
                 {
                     eprintln!("write failed: {e}");
-                    failed.fetch_add(1, Ordering::Relaxed);
+                    outcome.failed += 1;
                 }
+                outcome
+                    .latencies_ms
+                    .push(sent.elapsed().as_secs_f64() * 1e3);
             }
+            outcome
         }));
     }
+    let mut all = RoundOutcome {
+        failed: 0,
+        latencies_ms: Vec::new(),
+    };
     for t in tasks {
-        let _ = t.await;
+        if let Ok(o) = t.await {
+            all.failed += o.failed;
+            all.latencies_ms.extend(o.latencies_ms);
+        }
     }
-    failed.load(Ordering::Relaxed)
+    all
 }
 
 struct Result {
@@ -257,7 +292,9 @@ async fn run_against(
     let t0 = Instant::now();
     let mut failed = 0;
     for bodies in measured {
-        failed += send_round(client, &server.write_url, bodies.clone(), o.concurrency).await;
+        failed += send_round(client, &server.write_url, bodies.clone(), o.concurrency)
+            .await
+            .failed;
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
@@ -290,11 +327,22 @@ fn main() {
         .build()
         .unwrap();
 
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    // Under `cargo test` the paced mode runs too (tiny), so it cannot rot.
+    if args.iter().any(|a| a == "--paced") || !bench {
+        let p = paced::PacedOpts::from_args(&args, bench, o.skip_vm);
+        paced::run(&rt, &client, &dir, &p);
+        if bench {
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+    }
     if o.fill_rings {
         // 240 rounds = 1 h at 15 s: every ring full.
         let rounds = 240;
         let base = now_ms - rounds as i64 * 15_000;
-        let sink = start_sink(&dir);
+        let sink = start_sink(&dir, None);
         rt.block_on(async {
             assert!(wait_ready(&client, &format!("{}/ready", sink.base)).await);
             for r in 0..rounds {
@@ -342,7 +390,7 @@ fn main() {
 
     let mut results = Vec::new();
     {
-        let sink = start_sink(&dir);
+        let sink = start_sink(&dir, None);
         let r = rt.block_on(run_against(
             &sink,
             &client,

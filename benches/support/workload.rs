@@ -58,8 +58,22 @@ pub fn round_requests(
     round: usize,
     base_ms: i64,
 ) -> Vec<Vec<TimeSeries>> {
-    let ts = base_ms + round as i64 * 15_000;
-    let all: Vec<TimeSeries> = (0..series)
+    requests_at(
+        0..series,
+        per_request,
+        round,
+        base_ms + round as i64 * 15_000,
+    )
+}
+
+/// Requests of `per_request` samples, one per series in `ids`, all at `ts`.
+pub fn requests_at(
+    ids: std::ops::Range<usize>,
+    per_request: usize,
+    round: usize,
+    ts: i64,
+) -> Vec<Vec<TimeSeries>> {
+    let all: Vec<TimeSeries> = ids
         .map(|i| TimeSeries {
             labels: labels(i),
             samples: vec![(ts, value(i, round))],
