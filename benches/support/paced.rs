@@ -141,11 +141,9 @@ async fn run_one(
         tokio::time::sleep_until((start + o.interval * i as u32).into()).await;
         if Instant::now() >= next_scrape {
             // Prometheus scraping the server's own /metrics, as in production.
-            let _ = client
-                .get(format!("{}/metrics", server.base))
-                .send()
-                .await
-                .map(|r| r.bytes());
+            if let Ok(response) = client.get(format!("{}/metrics", server.base)).send().await {
+                let _ = response.bytes().await;
+            }
             next_scrape += metrics_every;
         }
         let outcome = send_round(client, &server.write_url, bodies.clone(), o.concurrency).await;
