@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 pub mod plans;
 pub mod routes;
+pub mod ui;
 pub mod write;
 
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub fn router(p: Arc<Pipeline>) -> Router {
             get(plans::callback_preview).post(plans::callback),
         )
         .route("/api/v1/audit", get(plans::audit))
+        .route("/ui/incidents", get(ui::console::incidents))
+        .route("/ui/plans", get(ui::console::plans))
+        .route("/ui/style.css", get(ui::stylesheet))
         .route("/api/v1/anomalies", get(routes::anomalies))
         .route("/api/v1/anomalies/{id}", get(routes::anomaly))
         .route(

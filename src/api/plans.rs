@@ -8,11 +8,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::api_allowed;
 use super::error::ApiError;
+use super::ui;
 use crate::Pipeline;
 use crate::act::remediator::RemediationError;
 use crate::decide::plan::PlanError;
@@ -152,11 +154,15 @@ pub struct CallbackBody {
 }
 
 /// What a callback link would do, without using it (link previews and unfurlers GET links;
-/// only a POST decides).
+/// only a POST decides). A browser gets the approval page, anything else JSON.
 pub async fn callback_preview(
     State(p): Shared,
     Path(token): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if ui::wants_html(&headers) {
+        return Ok(ui::approval::show(&p, &token).await);
+    }
     let (plan_id, action) = p
         .remediator
         .preview(&token)
@@ -165,16 +171,25 @@ pub async fn callback_preview(
     Ok(Json(json!({
         "plan_id": plan_id,
         "action": action,
-        "how": "POST this URL (optional JSON body {\"by\": \"name\", \"reason\": \"...\"}) to decide",
+        "how": "POST this URL (optional JSON body {\"by\": \"name\", \"reason\": \"...\"}) to decide, or open it in a browser",
         "plan": plan,
-    })))
+    }))
+    .into_response())
 }
 
+/// A click on a callback link: the approval page's form (answered with a page) or a JSON POST
+/// from a chat integration or script (answered with the plan).
 pub async fn callback(
     State(p): Shared,
     Path(token): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<crate::decide::plan::Plan>, ApiError> {
+) -> Result<Response, ApiError> {
+    if ui::is_form(&headers) {
+        let form: ui::approval::DecisionForm = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?;
+        return Ok(ui::approval::decide(&p, &token, form).await);
+    }
     let b: CallbackBody = if body.is_empty() {
         CallbackBody::default()
     } else {
@@ -184,7 +199,8 @@ pub async fn callback(
         p.remediator
             .callback(&token, b.by.as_deref(), b.reason.as_deref())
             .await?,
-    ))
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
