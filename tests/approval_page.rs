@@ -145,17 +145,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 
 /// An agent (dry-run, the default) with a bad deploy's plan waiting for approval.
 async fn agent_with_pending_plan() -> (Agent, common::Inbox, String) {
-    let cluster = FakeCluster::new();
-    cluster.add_deployment("api", "api-gateway", 3, 2, json!({}));
-    let api = cluster.serve().await.unwrap();
-    let (hook, inbox) = receiver("/hook").await;
-    let mut config = test_config();
-    config.kubernetes.api_url = api;
-    config.notification.webhook.url = hook;
-    sre_agent::net::install_crypto_provider();
-    let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
-    let agent = Agent::start_with_parts(config, events, Vec::new()).await;
-    bad_deploy(&agent, &cluster).await;
+    let (agent, inbox) = agent_with_bad_deploy(sre_agent::config::WebhookFormat::Json).await;
     // The request's links exist once it was sent; the plan is then listed.
     links_of(&agent, &inbox, "approve").await;
     let plan_id = agent.get_json("/api/v1/approvals").await["approvals"][0]["id"]
@@ -163,6 +153,76 @@ async fn agent_with_pending_plan() -> (Agent, common::Inbox, String) {
         .unwrap()
         .to_string();
     (agent, inbox, plan_id)
+}
+
+/// An agent whose webhook speaks `format`, after a bad deploy.
+async fn agent_with_bad_deploy(format: sre_agent::config::WebhookFormat) -> (Agent, common::Inbox) {
+    let cluster = FakeCluster::new();
+    cluster.add_deployment("api", "api-gateway", 3, 2, json!({}));
+    let api = cluster.serve().await.unwrap();
+    let (hook, inbox) = receiver("/hook").await;
+    let mut config = test_config();
+    config.kubernetes.api_url = api;
+    config.notification.webhook.url = hook;
+    config.notification.webhook.format = format;
+    sre_agent::net::install_crypto_provider();
+    let events = sre_agent::analyze::kubernetes::event_source(&config.kubernetes).await;
+    let agent = Agent::start_with_parts(config, events, Vec::new()).await;
+    bad_deploy(&agent, &cluster).await;
+    (agent, inbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_approval_request_has_buttons_that_open_the_approval_page() {
+    let (agent, inbox) = agent_with_bad_deploy(sre_agent::config::WebhookFormat::Slack).await;
+    let mut buttons = Vec::new();
+    for _ in 0..100 {
+        buttons = inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+            .flat_map(|m| m["blocks"].as_array().cloned().unwrap_or_default())
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if !buttons.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bodies: Vec<Value> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
+    assert!(!buttons.is_empty(), "no Block Kit buttons in {bodies:#?}");
+    // Every message is Block Kit (no generic payload leaks through), hostile label escaped.
+    for b in &bodies {
+        assert!(b["blocks"].is_array() && b["text"].is_string(), "{b:#}");
+        assert!(b.get("event").is_none());
+    }
+    assert!(!serde_json::to_string(&bodies).unwrap().contains("<script>"));
+    let texts: Vec<&str> = buttons
+        .iter()
+        .map(|b| b["text"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.last(), Some(&"Reject"), "{texts:?}");
+    assert!(texts[0].starts_with("Approve"));
+    let url = buttons[0]["url"]
+        .as_str()
+        .unwrap()
+        .replace("http://localhost:8000", &agent.url(""));
+    let page = agent
+        .client
+        .get(&url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Approve plan"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

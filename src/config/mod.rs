@@ -32,7 +32,9 @@ pub use detection::{
 };
 pub use incidents::IncidentsConfig;
 pub use kubernetes::KubernetesConfig;
-pub use notification::{AlertmanagerConfig, NotificationConfig, WebhookConfig, WebhookEvents};
+pub use notification::{
+    AlertmanagerConfig, NotificationConfig, WebhookConfig, WebhookEvents, WebhookFormat,
+};
 pub use prometheus::{BackfillConfig, PrometheusConfig};
 pub use rca::RcaConfig;
 pub use scrape::{ScrapeConfig, ScrapeTarget};
@@ -435,6 +437,27 @@ mod tests {
         assert!(
             err.contains("anomaly_detection.zscore_threshold (line 5)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_webhook_format_names_the_choices_and_line() {
+        let err = Config::parse(
+            "notification:\n  webhook:\n    format: discord\n",
+            "f.yaml",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3") && err.contains("slack"), "{err}");
+        let ok = Config::parse(
+            "notification:\n  webhook:\n    format: teams\n",
+            "f",
+            no_env,
+        );
+        assert_eq!(
+            ok.unwrap().notification.webhook.format,
+            WebhookFormat::Teams
         );
     }
 

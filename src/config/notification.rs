@@ -21,6 +21,9 @@ pub struct WebhookConfig {
     /// What is sent: `incident` (opened, analyzed, mitigated, resolved: one page per incident)
     /// and/or `anomaly` (every firing, escalation and resolve of every series).
     pub events: Vec<WebhookEvents>,
+    /// The body's shape: `json` (our payload), `slack` (Block Kit, for a Slack incoming
+    /// webhook) or `teams` (an Adaptive Card, for a Teams incoming webhook or workflow).
+    pub format: WebhookFormat,
     pub timeout_seconds: u64,
     pub queue_size: usize,
     /// Consecutive failed attempts before the receiver is reported unreachable (the
@@ -40,6 +43,7 @@ impl Default for WebhookConfig {
         Self {
             url: String::new(),
             events: vec![WebhookEvents::Incident, WebhookEvents::Plan],
+            format: WebhookFormat::Json,
             timeout_seconds: 10,
             queue_size: 4096,
             max_retries: 8,
@@ -57,6 +61,15 @@ pub enum WebhookEvents {
     Anomaly,
     /// Plans: approval requests (with callback links) and outcomes.
     Plan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Json,
+    Slack,
+    Teams,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! retry with exponential backoff.
 
 pub mod alertmanager;
+pub mod chat;
 pub mod outbox;
 pub mod webhook;
 

@@ -52,6 +52,7 @@ pub struct WebhookPayload<'a> {
 pub struct WebhookWorker {
     client: reqwest::Client,
     url: String,
+    format: crate::config::WebhookFormat,
     max_retries: u32,
     telemetry: Arc<Telemetry>,
     outbox: Arc<std::sync::Mutex<super::outbox::Outbox>>,
@@ -66,6 +67,7 @@ impl WebhookWorker {
         Ok(Self {
             client: client(Duration::from_secs(config.timeout_seconds.max(1)))?,
             url: config.url.clone(),
+            format: config.format,
             max_retries: config.max_retries,
             telemetry,
             outbox: Arc::new(std::sync::Mutex::new(outbox)),
@@ -184,6 +186,7 @@ impl WebhookWorker {
             o.insert("notification_id".into(), entry.key.clone().into());
             o.insert("sent_at".into(), rfc3339(SystemTime::now()).into());
         }
+        let body = super::chat::render(self.format, body);
         let outcome = self
             .client
             .post(&self.url)
