@@ -152,6 +152,29 @@ fn init_logging(config: &Config, json: bool) {
     }
 }
 
+/// `SIGHUP` reloads the config, as it does for Prometheus; the outcome is logged and on
+/// /metrics (`sre_agent_config_last_reload_successful`).
+fn reload_on_sighup(pipeline: std::sync::Arc<Pipeline>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP cannot be watched; reload with POST /-/reload");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // The outcome is logged and counted by `reload` itself.
+            let _ = pipeline.reload().await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = pipeline;
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -259,6 +282,8 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             data_dir,
         } => {
+            let config_path = config.clone();
+            let data_dir_override = data_dir.clone();
             let config = load_with_data_dir(config.as_ref(), data_dir)?;
             init_logging(&config, cli.log_json);
             let listen = listen.unwrap_or_else(|| config.listen_addr());
@@ -269,6 +294,15 @@ fn run(cli: Cli) -> Result<()> {
                 let events = None;
                 let executors = sre_agent::act::executor::cluster_executors(&config.kubernetes).await;
                 let pipeline = Pipeline::build(config, events, executors)?;
+                // Reloads read the same file and apply the same command-line overrides.
+                pipeline.set_config_source(
+                    config_path,
+                    Box::new(move |c: &mut Config| {
+                        if let Some(d) = &data_dir_override {
+                            c.app.data_dir = d.display().to_string();
+                        }
+                    }),
+                );
                 report_remediation(&pipeline);
                 connect_qdrant(&pipeline).await;
                 pipeline.restore_snapshot();
@@ -282,6 +316,7 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 pipeline.start_background()?;
+                reload_on_sighup(pipeline.clone());
                 let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "sre-agent listening; remote_write to /api/v1/write");
                 sre_agent::serve(pipeline.clone(), listener, shutdown_signal()).await?;

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::audit::{AuditError, AuditLog};
 use super::executor::Executor;
 use super::safety::Rails;
-use super::token::{CallbackAction, TokenError, TokenSigner};
+use super::token::{TokenError, TokenSigner};
 use crate::config::remediation::{RemediationConfig, RiskConfig};
 use crate::decide::plan::{
     ExecutionStatus, Plan, PlanContext, PlanError, PlanState, StepRun, plan_for,
@@ -52,6 +52,12 @@ pub use crate::model::clock::now_ms;
 pub use crate::model::links::CallbackLinks;
 
 #[derive(Default)]
+/// What a reload may change in how plans are made.
+pub struct Policy {
+    pub risk: RiskConfig,
+    pub playbooks: Vec<Playbook>,
+}
+
 struct Book {
     plans: HashMap<String, Plan>,
     next: u64,
@@ -71,8 +77,9 @@ pub struct Parts {
 
 pub struct Remediator {
     config: RemediationConfig,
-    risk: RiskConfig,
-    playbooks: Vec<Playbook>,
+    /// Risk weights and playbooks: swapped whole by a config reload; a plan is made with one
+    /// consistent pair.
+    policy: std::sync::RwLock<Arc<Policy>>,
     audit: Arc<AuditLog>,
     book: Mutex<Book>,
     /// Decisions one at a time, so the audit order is the order state changed in.
@@ -190,8 +197,7 @@ impl Remediator {
         }
         Ok(Self {
             config,
-            risk,
-            playbooks,
+            policy: std::sync::RwLock::new(Arc::new(Policy { risk, playbooks })),
             audit,
             book: Mutex::new(book),
             decide: tokio::sync::Mutex::new(()),
@@ -210,6 +216,21 @@ impl Remediator {
         for plan in self.list() {
             self.note(&plan);
         }
+    }
+
+    /// Risk weights and playbooks in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces risk weights and playbooks (a reload): plans made from now on use them; plans
+    /// already made keep the steps and risk they were approved on.
+    pub fn set_policy(&self, risk: RiskConfig, playbooks: Vec<Playbook>) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Policy { risk, playbooks });
     }
 
     pub fn audit_log(&self) -> &Arc<AuditLog> {
@@ -290,6 +311,7 @@ impl Remediator {
             return None;
         }
         let _turn = self.decide.lock().await;
+        let policy = self.policy();
         let plan = {
             let book = self.lock();
             let mine: Vec<&Plan> = book
@@ -304,9 +326,9 @@ impl Remediator {
                 id: format!("PLAN-{:x}", book.next),
                 now_ms: now_ms(),
                 approval_ttl: self.config.approval_ttl,
-                risk: &self.risk,
+                risk: &policy.risk,
             };
-            let plan = plan_for(&incident, &self.playbooks, &ctx)?;
+            let plan = plan_for(&incident, &policy.playbooks, &ctx)?;
             if mine.iter().any(|p| p.playbook_id == plan.playbook_id) {
                 return None;
             }
@@ -343,27 +365,6 @@ impl Remediator {
             }
         }
         Some(plan.id)
-    }
-
-    fn links(&self, plan: &Plan) -> Option<CallbackLinks> {
-        let base = self.config.public_url.trim_end_matches('/');
-        let url = |action| {
-            self.tokens
-                .sign(&plan.id, action, plan.expires_ms)
-                .map(|token| format!("{base}/api/v1/callbacks/{token}"))
-        };
-        let needed = plan
-            .approvals_required
-            .unwrap_or(0)
-            .saturating_sub(plan.approvals.len())
-            .max(1);
-        Some(CallbackLinks {
-            approve: (0..needed)
-                .map(|_| url(CallbackAction::Approve))
-                .collect::<Option<_>>()?,
-            reject: url(CallbackAction::Reject)?,
-            expires_at: crate::model::clock::rfc3339_ms(plan.expires_ms),
-        })
     }
 
     /// The incident's record of its plans.
@@ -471,64 +472,11 @@ impl Remediator {
         Ok(plan)
     }
 
-    /// A click on a callback link. Forged, expired or replayed tokens change nothing and are
-    /// audited; a valid one is used up whatever the decision's outcome.
-    pub async fn callback(
-        self: &Arc<Self>,
-        token: &str,
-        who: Option<&str>,
-        reason: Option<&str>,
-    ) -> Result<Plan, RemediationError> {
-        let grant = match self.tokens.check(token, now_ms()) {
-            Ok(g) if self.tokens.consume(&g.nonce, g.expires_ms, now_ms()) => g,
-            Ok(_) => return self.refuse_token(TokenError::Replayed).await,
-            Err(e) => return self.refuse_token(e).await,
-        };
-        let who = who
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .unwrap_or_else(|| format!("callback-{}", &grant.nonce[..8.min(grant.nonce.len())]));
-        let extra = json!({"nonce": grant.nonce, "expires_ms": grant.expires_ms});
-        match grant.action {
-            CallbackAction::Approve => self.approve(&grant.plan_id, &who, "callback", extra).await,
-            CallbackAction::Reject => {
-                self.reject(
-                    &grant.plan_id,
-                    &who,
-                    reason.unwrap_or("rejected by callback"),
-                    "callback",
-                    extra,
-                )
-                .await
-            }
-        }
-    }
-
-    /// What a callback token would do (plan, action), without using it.
-    pub fn preview(&self, token: &str) -> Result<(String, &'static str), TokenError> {
-        self.tokens
-            .check(token, now_ms())
-            .map(|g| (g.plan_id, g.action.as_str()))
-    }
-
     /// Audits a request refused before it reached a plan (e.g. no bearer token).
     pub async fn audit_refused(&self, kind: &str, subject: &str, detail: serde_json::Value) {
         if let Err(e) = self.record(kind, "api", subject, detail).await {
             tracing::error!(error = %e, "refusal not audited");
         }
-    }
-
-    async fn refuse_token(&self, e: TokenError) -> Result<Plan, RemediationError> {
-        tracing::warn!(reason = %e, "callback token refused");
-        self.record(
-            "token_refused",
-            "callback",
-            "-",
-            json!({"reason": e.to_string()}),
-        )
-        .await?;
-        Err(RemediationError::Token(e))
     }
 
     /// Pending plans past their expiry become expired (audited).
@@ -573,6 +521,7 @@ impl Remediator {
 }
 
 mod execution;
+mod links;
 
 fn merge(into: &mut serde_json::Value, extra: &serde_json::Value) {
     if let (Some(a), Some(b)) = (into.as_object_mut(), extra.as_object()) {

@@ -78,7 +78,8 @@ impl Default for AnalyzerParams {
 
 pub struct Analyzer {
     pub params: AnalyzerParams,
-    pub rules: RulesFile,
+    /// Swapped whole by a config reload; an analysis keeps the rules it started with.
+    rules: std::sync::RwLock<Arc<RulesFile>>,
     store: Arc<Store>,
     events: Option<Arc<dyn EventSource>>,
     loki: Option<Loki>,
@@ -100,7 +101,7 @@ impl Analyzer {
     ) -> Self {
         Self {
             params,
-            rules,
+            rules: std::sync::RwLock::new(Arc::new(rules)),
             store,
             events,
             loki,
@@ -108,6 +109,16 @@ impl Analyzer {
             remote_knowledge: Arc::default(),
             llm,
         }
+    }
+
+    /// The RCA rules in force.
+    pub fn rules(&self) -> Arc<RulesFile> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the RCA rules (a reload); analyses already running finish with the old ones.
+    pub fn set_rules(&self, rules: RulesFile) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
     }
 
     /// Analyzes an incident as it stands; `now_ms` is sample time.
@@ -241,8 +252,8 @@ impl Analyzer {
             events: &events,
             log_counts: &counts,
         };
-        let mut hypotheses: Vec<Hypothesis> = self
-            .rules
+        let rules = self.rules();
+        let mut hypotheses: Vec<Hypothesis> = rules
             .rules
             .iter()
             .filter_map(|r| r.evaluate(&input))

@@ -25,6 +25,8 @@ pub enum ApiError {
         reason: String,
     },
     Unavailable(String),
+    /// A config reload refused its files (500, as Prometheus answers `/-/reload`).
+    ReloadFailed(String),
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ReloadFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -58,7 +61,8 @@ impl ApiError {
             | Self::PayloadTooLarge(m)
             | Self::RequestTimeout(m)
             | Self::UnsupportedMediaType(m)
-            | Self::Unavailable(m) => m.clone(),
+            | Self::Unavailable(m)
+            | Self::ReloadFailed(m) => m.clone(),
             Self::Unauthorized => "authentication required".into(),
             Self::Overloaded {
                 retry_after_seconds,

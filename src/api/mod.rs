@@ -33,6 +33,7 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/ready", get(routes::ready))
         .route("/live", get(routes::live))
         .route("/metrics", get(routes::metrics))
+        .route("/-/reload", post(routes::reload))
         .route("/api/v1/status", get(routes::status))
         .route("/api/v1/metrics", get(routes::catalog))
         .route("/api/v1/targets", get(routes::targets))

@@ -455,6 +455,7 @@ pub async fn metrics(State(p): Shared) -> Response {
         );
     }
     p.scrape_health.render(&mut out);
+    p.reloader.render(&mut out);
     let exported = crate::writeback::collect(&p.store, p.config.writeback.export_all);
     crate::writeback::render(&mut out, &exported);
     (
@@ -465,6 +466,20 @@ pub async fn metrics(State(p): Shared) -> Response {
         out,
     )
         .into_response()
+}
+
+/// `POST /-/reload` (Prometheus' path): re-reads config, catalog, RCA rules and playbooks.
+/// Needs the API bearer token when one is set.
+pub async fn reload(
+    State(p): Shared,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<crate::pipeline::reload::ReloadOutcome>, ApiError> {
+    if !super::auth::api_allowed(&headers, &p.config.api.auth_token) {
+        return Err(ApiError::Unauthorized);
+    }
+    p.reload().await.map(Json).map_err(|e| {
+        ApiError::ReloadFailed(format!("reload failed, running configuration kept: {e}"))
+    })
 }
 
 pub async fn fallback() -> Response {

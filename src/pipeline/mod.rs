@@ -6,6 +6,7 @@
 
 pub mod intake;
 pub mod persist;
+pub mod reload;
 pub mod router;
 pub mod tasks;
 pub mod topology;
@@ -48,6 +49,8 @@ pub struct Pipeline {
     pub remediator: Arc<act::remediator::Remediator>,
     /// The background tasks and their shutdown.
     pub topology: Topology,
+    /// Config reloads (`SIGHUP`, `POST /-/reload`) and their outcome gauges.
+    pub reloader: reload::Reloader,
     rca_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
     started: Instant,
     ready: AtomicBool,
@@ -179,6 +182,7 @@ impl Pipeline {
             incidents,
             notifier,
             telemetry,
+            reloader: reload::Reloader::new(&config),
             config,
             started: Instant::now(),
             ready: AtomicBool::new(false),
