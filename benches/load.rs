@@ -10,6 +10,7 @@
 //!   cargo bench --bench load -- --paced --interval 15 --repeat 3   # the real scrape interval
 //!   cargo bench --bench load -- --paced --churn 10 # 10 % of series replaced per round
 //!   cargo bench --bench load -- --paced --skip-vm --idle 120   # upkeep CPU without writes
+//!   cargo bench --bench load -- --soak 600      # 10 min at 80 % of peak: RSS every 10 s, p99
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a tiny load so it never rots.
 
@@ -25,6 +26,9 @@ mod workload;
 
 #[path = "support/paced.rs"]
 mod paced;
+
+#[path = "support/soak.rs"]
+mod soak;
 
 const PER_REQUEST: usize = 2000;
 
@@ -329,6 +333,11 @@ fn main() {
 
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
+    if let Some(s) = soak::SoakOpts::from_args(&args) {
+        soak::run(&rt, &client, &dir, &s);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     // Under `cargo test` the paced mode runs too (tiny), so it cannot rot.
     if args.iter().any(|a| a == "--paced") || !bench {
         let p = paced::PacedOpts::from_args(&args, bench, o.skip_vm);

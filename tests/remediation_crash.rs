@@ -137,8 +137,8 @@ async fn a_plan_killed_mid_step_is_interrupted_never_rerun_and_nothing_audited_i
     assert_eq!(plan["execution"]["status"], "running", "{plan:#}");
     let id = plan["id"].as_str().unwrap().to_string();
     let incident_id = plan["incident_id"].as_str().unwrap().to_string();
-    // Let the incidents file catch up (saved every check interval).
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Incidents are saved at the event; a moment for the save that follows the plan's note.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let audit_path = dir.join(sre_agent::act::audit::FILE);
     let before: Vec<String> = std::fs::read_to_string(&audit_path)
         .unwrap()

@@ -153,6 +153,11 @@ struct StateFile {
 pub struct IncidentBook {
     params: IncidentParams,
     inner: Mutex<Inner>,
+    /// Signalled on every change, so the journal task saves at the event (coalescing bursts)
+    /// rather than once per check interval.
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    /// One save at a time: the journal task and the shutdown save share the temporary file.
+    saving: Mutex<()>,
 }
 
 impl IncidentBook {
@@ -163,7 +168,14 @@ impl IncidentBook {
                 next: 1,
                 ..Inner::default()
             }),
+            changed: std::sync::Arc::default(),
+            saving: Mutex::new(()),
         }
+    }
+
+    /// Signalled after each change (a permit is kept when nobody waits, so none is missed).
+    pub fn changes(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -174,6 +186,7 @@ impl IncidentBook {
     fn lock_mut(&self) -> std::sync::MutexGuard<'_, Inner> {
         let mut inner = self.lock();
         inner.generation += 1;
+        self.changed.notify_one();
         inner
     }
 
@@ -314,6 +327,7 @@ impl IncidentBook {
             .collect();
         if !due.is_empty() {
             inner.generation += 1;
+            self.changed.notify_one();
         }
         for raw in due {
             if let Some(i) = inner.incidents.get_mut(&raw) {
@@ -406,6 +420,7 @@ impl IncidentBook {
     /// Writes every incident to `<dir>/incidents.json` (temporary file, fsync, rename) when
     /// anything changed since the last save. Returns whether it wrote.
     pub fn save_if_changed(&self, dir: &std::path::Path) -> std::io::Result<bool> {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let (generation, stored) = {
             let inner = self.lock();
             if inner.generation == inner.saved_generation {

@@ -181,3 +181,44 @@ fn incidents_survive_a_restart_and_ids_are_not_reused() {
     assert!(new_id != open_id && new_id != done_id, "{new_id}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_change_signals_the_journal_and_concurrent_saves_do_not_collide() {
+    let dir = std::env::temp_dir().join(format!("sre-agent-incidents-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let b = std::sync::Arc::new(book());
+    let changes = b.changes();
+    observe(&b, &event(1, EventKind::Fired, ORDER_1, 1_000));
+    // A permit is kept for a journal task that was not waiting yet.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(1), changes.notified())
+            .await
+            .expect("signalled");
+    });
+    // The journal task and the shutdown save at once: both succeed, the file is whole.
+    let savers: Vec<_> = (0..4)
+        .map(|t| {
+            let (b, dir) = (b.clone(), dir.clone());
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    let labels = [("__name__", "m"), ("namespace", "n"), ("service", "s")];
+                    observe(
+                        &b,
+                        &event(10 + t * 100 + i, EventKind::Fired, &labels, 2_000),
+                    );
+                    b.save_if_changed(&dir).expect("save");
+                }
+            })
+        })
+        .collect();
+    for s in savers {
+        s.join().unwrap();
+    }
+    let restored = book();
+    assert_eq!(restored.restore(&dir).unwrap(), b.list(None).len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,18 @@ impl Pipeline {
                 let _ = tokio::task::spawn_blocking(move || me.save_incidents()).await;
             }
         });
+        if self.config.incidents.persist {
+            // Incidents are saved at the event: a crash loses at most the change being written.
+            let p = self.clone();
+            let changes = self.incidents.changes();
+            self.topology.spawn("incident-journal", async move {
+                loop {
+                    changes.notified().await;
+                    let me = p.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.save_incidents()).await;
+                }
+            });
+        }
         if let Some(dir) = self.snapshot_dir() {
             let store = self.store.clone();
             let every = self.config.store.snapshot_interval;
