@@ -82,6 +82,12 @@ pub struct AlertmanagerConfig {
     pub resend_interval: Duration,
     pub timeout_seconds: u64,
     pub queue_size: usize,
+    /// New, escalated and resolved alerts are written to an outbox in `app.data_dir` before
+    /// they are posted and posted again after an outage or a restart until Alertmanager takes
+    /// them. Off: the same, in memory only.
+    pub durable: bool,
+    /// Past this size the oldest unposted batches are dropped (counted, logged).
+    pub outbox_max_bytes: usize,
 }
 
 impl Default for AlertmanagerConfig {
@@ -91,6 +97,8 @@ impl Default for AlertmanagerConfig {
             resend_interval: Duration::from_secs(60),
             timeout_seconds: 10,
             queue_size: 4096,
+            durable: true,
+            outbox_max_bytes: 16 << 20,
         }
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Every firing alert carries `endsAt = now + 4 × resend_interval` (as Prometheus does), so if
 //! the agent dies its alerts resolve by themselves instead of firing forever.
+//!
+//! Transitions (fired, escalated, resolved) go through an outbox (`alertmanager-outbox.jsonl`,
+//! fsync'd) before they are posted and are posted in order until Alertmanager takes them, also
+//! after an outage or a restart; the periodic re-post of what fires needs no outbox (it is the
+//! current state, rebuilt by detection after a restart).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -96,14 +101,23 @@ pub struct AlertmanagerWorker {
     resend: Duration,
     telemetry: Arc<Telemetry>,
     firing: HashMap<String, (Anomaly, Severity)>,
-    /// Resolutions not yet accepted by Alertmanager; retried on every tick.
-    unsent_resolved: Vec<PostableAlert>,
+    /// Transitions not yet accepted by Alertmanager, oldest first.
+    outbox: Arc<std::sync::Mutex<super::outbox::Outbox>>,
+}
+
+/// What a POST came to.
+enum Posted {
+    Taken,
+    /// Refused for good (400, 422): sending it again cannot help.
+    Refused,
+    Later,
 }
 
 impl AlertmanagerWorker {
     pub fn new(
         config: &crate::config::AlertmanagerConfig,
         telemetry: Arc<Telemetry>,
+        outbox: super::outbox::Outbox,
     ) -> Result<Self, ClientError> {
         Ok(Self {
             client: client(Duration::from_secs(config.timeout_seconds.max(1)))?,
@@ -111,7 +125,7 @@ impl AlertmanagerWorker {
             resend: config.resend_interval,
             telemetry,
             firing: HashMap::new(),
-            unsent_resolved: Vec::new(),
+            outbox: Arc::new(std::sync::Mutex::new(outbox)),
         })
     }
 
@@ -128,28 +142,110 @@ impl AlertmanagerWorker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut closing = false;
+        // What an earlier run or an outage left unposted goes first.
+        self.drain().await;
         loop {
             tokio::select! {
                 // Closed, the queue still yields what it holds, then None.
                 () = stop.cancelled(), if !closing => { rx.close(); closing = true }
                 notice = rx.recv() => {
-                    let Some(notice) = notice else { return };
+                    let Some(notice) = notice else { break };
                     let mut batch = self.handle(notice);
                     // Drain what else is queued so a storm becomes one POST.
                     while let Ok(more) = rx.try_recv() {
                         batch.extend(self.handle(more));
                     }
-                    self.post(batch).await;
+                    self.enqueue(batch).await;
+                    self.drain().await;
                 }
                 _ = tick.tick() => {
+                    self.drain().await;
                     let until = self.valid_until();
-                    let mut batch: Vec<PostableAlert> = self.firing.values().map(|(a, s)| to_alert(a, *s, until)).collect();
-                    batch.append(&mut self.unsent_resolved);
-                    if !batch.is_empty() {
-                        self.post(batch).await;
+                    let batch: Vec<PostableAlert> = self.firing.values().map(|(a, s)| to_alert(a, *s, until)).collect();
+                    if !batch.is_empty() && matches!(self.post(&batch).await, Posted::Later) {
+                        tracing::warn!(target_url = %redact_url(&self.endpoint), alerts = batch.len(), "Alertmanager unreachable; firing alerts re-posted on the next tick");
                     }
                 }
             }
+        }
+        let left = self.outbox_len();
+        if left > 0 {
+            tracing::warn!(
+                held = left,
+                "Alertmanager batches kept in the outbox for the next start"
+            );
+        }
+    }
+
+    fn outbox_len(&self) -> usize {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Writes a batch of transitions to the outbox (off the async workers: it fsyncs).
+    async fn enqueue(&mut self, batch: Vec<PostableAlert>) {
+        if batch.is_empty() {
+            return;
+        }
+        let subject = batch[0]
+            .labels
+            .get("alertname")
+            .cloned()
+            .unwrap_or_default();
+        let body = serde_json::to_value(&batch).unwrap_or_default();
+        let outbox = self.outbox.clone();
+        let pushed = tokio::task::spawn_blocking(move || {
+            outbox.lock().unwrap_or_else(|p| p.into_inner()).push(vec![(
+                "alerts".into(),
+                subject,
+                body,
+            )])
+        })
+        .await;
+        match pushed {
+            Ok(Ok(dropped)) => {
+                for _ in dropped {
+                    self.telemetry.channel("alertmanager", "dropped");
+                    tracing::error!("Alertmanager outbox full: oldest unposted batch dropped");
+                }
+            }
+            Ok(Err(e)) => {
+                self.telemetry.channel("alertmanager", "dropped");
+                tracing::error!(error = %e, alerts = batch.len(), "Alertmanager outbox not written; alerts dropped");
+            }
+            Err(e) => tracing::error!(error = %e, "Alertmanager outbox writer failed"),
+        }
+    }
+
+    /// Posts the outbox's batches in order until one is not taken.
+    async fn drain(&mut self) {
+        loop {
+            let head = self
+                .outbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .head()
+                .cloned();
+            let Some(entry) = head else { return };
+            let Ok(batch) = serde_json::from_value::<Vec<serde_json::Value>>(entry.body) else {
+                tracing::error!(key = %entry.key, "Alertmanager outbox entry unreadable; skipped");
+                self.ack_head().await;
+                continue;
+            };
+            match self.post(&batch).await {
+                Posted::Taken | Posted::Refused => self.ack_head().await,
+                Posted::Later => return,
+            }
+        }
+    }
+
+    async fn ack_head(&mut self) {
+        let outbox = self.outbox.clone();
+        let acked = tokio::task::spawn_blocking(move || {
+            outbox.lock().unwrap_or_else(|p| p.into_inner()).ack_head()
+        })
+        .await;
+        if let Ok(Err(e)) = acked {
+            tracing::warn!(error = %e, "Alertmanager outbox acknowledgement not written; the batch may be posted again");
         }
     }
 
@@ -182,12 +278,15 @@ impl AlertmanagerWorker {
         }
     }
 
-    async fn post(&mut self, batch: Vec<PostableAlert>) {
+    async fn post<T: Serialize>(&mut self, batch: &[T]) -> Posted {
         if batch.is_empty() {
-            return;
+            return Posted::Taken;
         }
-        match self.client.post(&self.endpoint).json(&batch).send().await {
-            Ok(r) if r.status().is_success() => self.telemetry.channel("alertmanager", "sent"),
+        match self.client.post(&self.endpoint).json(batch).send().await {
+            Ok(r) if r.status().is_success() => {
+                self.telemetry.channel("alertmanager", "sent");
+                Posted::Taken
+            }
             // Alertmanager refused the alerts themselves (400, 422): sending them again cannot
             // help; say so loudly rather than retry forever.
             Ok(r) if !crate::net::retryable_status(r.status()) => {
@@ -195,6 +294,7 @@ impl AlertmanagerWorker {
                 let text = r.text().await.unwrap_or_default();
                 tracing::error!(target_url = %redact_url(&self.endpoint), %status, response = %text.chars().take(300).collect::<String>(), alerts = batch.len(), "Alertmanager rejected alerts; dropped");
                 self.telemetry.channel("alertmanager", "failed");
+                Posted::Refused
             }
             outcome => {
                 match outcome {
@@ -205,17 +305,8 @@ impl AlertmanagerWorker {
                         tracing::warn!(target_url = %redact_url(&self.endpoint), error = %without_url(&e), alerts = batch.len(), "Alertmanager unreachable; will retry")
                     }
                 }
-                self.telemetry.channel("alertmanager", "failed");
-                // Firing alerts are re-sent on every tick anyway; keep the resolutions.
-                let now = SystemTime::now();
-                let bound = 10_000;
-                for alert in batch {
-                    if humantime::parse_rfc3339_weak(&alert.ends_at).is_ok_and(|t| t <= now)
-                        && self.unsent_resolved.len() < bound
-                    {
-                        self.unsent_resolved.push(alert);
-                    }
-                }
+                self.telemetry.channel("alertmanager", "retried");
+                Posted::Later
             }
         }
     }

@@ -110,7 +110,19 @@ impl Notifier {
         }
         if !config.alertmanager.url.is_empty() {
             let (tx, rx) = mpsc::channel(config.alertmanager.queue_size.max(1));
-            let worker = alertmanager::AlertmanagerWorker::new(&config.alertmanager, telemetry)?;
+            let am = &config.alertmanager;
+            let outbox = match data_dir.filter(|_| am.durable) {
+                Some(dir) => {
+                    let (outbox, found) =
+                        outbox::Outbox::open_named(dir, outbox::ALERTMANAGER, am.outbox_max_bytes)?;
+                    if found.pending > 0 || found.damaged > 0 {
+                        tracing::info!(pending = found.pending, damaged = found.damaged, dir = %dir.display(), "Alertmanager outbox: unposted alerts from an earlier run are posted again");
+                    }
+                    outbox
+                }
+                None => outbox::Outbox::in_memory(am.outbox_max_bytes),
+            };
+            let worker = alertmanager::AlertmanagerWorker::new(am, telemetry, outbox)?;
             workers.push(Box::pin(worker.run(rx, stop)));
             n.alertmanager = Some(tx);
         }
@@ -428,6 +440,120 @@ mod tests {
             .collect();
         assert_eq!(keys.len(), 3);
         assert!(keys[0].ends_with(".anomaly.fired.1"), "{keys:?}");
+        stop.cancel();
+        for h in handles {
+            h.await.expect("no panic");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An Alertmanager stand-in: keeps each POSTed batch of alerts.
+    async fn alertmanager_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/api/v2/alerts",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().expect("lock").push(body);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (url, got)
+    }
+
+    #[tokio::test]
+    async fn alerts_alertmanager_did_not_take_are_posted_in_order_after_a_restart() {
+        let dir = outbox_dir("alertmanager");
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut config = NotificationConfig::default();
+        config.alertmanager.url = format!("http://127.0.0.1:{dead}");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let telemetry = Arc::new(Telemetry::default());
+        let (notifier, workers) =
+            Notifier::start(&config, telemetry.clone(), stop.clone(), Some(&dir)).expect("start");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        let pod_event = |id: u64, kind: EventKind| {
+            let pod = format!("pod-{id}");
+            crate::detect::event::test_event(
+                id,
+                kind,
+                &[("__name__", "latency"), ("pod", pod.as_str())],
+                1_000,
+                Severity::High,
+            )
+        };
+        for (id, kind) in [
+            (1, EventKind::Fired),
+            (2, EventKind::Fired),
+            (1, EventKind::Resolved),
+        ] {
+            let e = pod_event(id, kind);
+            notifier.publish(&e, Anomaly::from_event(&e), None);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(telemetry.channel_count("alertmanager", "retried") >= 1);
+        stop.cancel();
+        for h in handles {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("stops")
+                .expect("no panic");
+        }
+
+        let (url, got) = alertmanager_receiver().await;
+        config.alertmanager.url = url;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (_notifier, workers) = Notifier::start(
+            &config,
+            Arc::new(Telemetry::default()),
+            stop.clone(),
+            Some(&dir),
+        )
+        .expect("restart");
+        let handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
+        let mut alerts: Vec<(String, bool)> = Vec::new();
+        for _ in 0..100 {
+            let now = std::time::SystemTime::now();
+            alerts = got
+                .lock()
+                .expect("lock")
+                .iter()
+                .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+                .map(|a| {
+                    let ends = humantime::parse_rfc3339_weak(a["endsAt"].as_str().unwrap_or(""))
+                        .expect("endsAt");
+                    (
+                        a["labels"]["pod"].as_str().unwrap_or("").to_string(),
+                        ends <= now,
+                    )
+                })
+                .collect();
+            if alerts.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            alerts,
+            [
+                ("pod-1".to_string(), false),
+                ("pod-2".to_string(), false),
+                ("pod-1".to_string(), true)
+            ],
+            "fired, fired, resolved: in order, each once"
+        );
         stop.cancel();
         for h in handles {
             h.await.expect("no panic");

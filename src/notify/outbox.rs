@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The webhook's outbox files; Alertmanager's are `alertmanager-outbox.*`.
+pub const WEBHOOK: &str = "webhook-outbox";
+pub const ALERTMANAGER: &str = "alertmanager-outbox";
+#[cfg(test)]
 const ENTRIES: &str = "webhook-outbox.jsonl";
-const ACKS: &str = "webhook-outbox.acks";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -30,7 +33,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("webhook outbox {path}: {reason}")]
+#[error("outbox {path}: {reason}")]
 pub struct OutboxError {
     pub path: PathBuf,
     pub reason: std::io::Error,
@@ -71,9 +74,18 @@ impl Outbox {
 
     /// Opens (or creates) the outbox in `dir` with what an earlier run left undelivered.
     pub fn open(dir: &Path, max_bytes: usize) -> Result<(Self, Reopened), OutboxError> {
+        Self::open_named(dir, WEBHOOK, max_bytes)
+    }
+
+    /// An outbox in `dir` as `<stem>.jsonl` (entries) and `<stem>.acks`.
+    pub fn open_named(
+        dir: &Path,
+        stem: &str,
+        max_bytes: usize,
+    ) -> Result<(Self, Reopened), OutboxError> {
         let files = Files {
-            entries: dir.join(ENTRIES),
-            acks: dir.join(ACKS),
+            entries: dir.join(format!("{stem}.jsonl")),
+            acks: dir.join(format!("{stem}.acks")),
         };
         let err = |path: &Path| {
             let path = path.to_path_buf();
