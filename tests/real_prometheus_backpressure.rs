@@ -59,32 +59,39 @@ async fn prometheus_retries_the_429s_and_loses_no_sample() {
     config.notification.webhook.events = vec![sre_agent::config::WebhookEvents::Anomaly];
     let agent = Agent::start(config).await;
 
-    // Spikes of pod after pod fill the webhook queue until the agent refuses writes.
+    // Spikes of pod after pod fill the webhook queue until the agent refuses writes, and still
+    // refuses a second later: then the worker is hung in its send and cannot drain the queue
+    // (a first 429 can come while it is still moving notices into its outbox).
     let start = now_ms() - 3_600_000;
     let mut rng = fastrand::Rng::with_seed(7);
-    let pods = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
+    let pods: Vec<String> = (0..40).map(|k| format!("p{k}")).collect();
     let series = |pod: &str, ts: i64, v: f64| {
         let mut labels = LABELS.to_vec();
         labels[2] = ("pod", pod);
         sre_agent::ingest::encode::TimeSeries::new(&labels, &[(ts, v)])
     };
     for i in 0..100i64 {
-        for pod in pods {
-            let s = series(pod, start + i * 15_000, 100.0 + rng.f64() * 10.0);
-            assert_eq!(agent.write_v1(&[s]).await.status(), 204);
-        }
+        let batch: Vec<_> = pods
+            .iter()
+            .map(|pod| series(pod, start + i * 15_000, 100.0 + rng.f64() * 10.0))
+            .collect();
+        assert_eq!(agent.write_v1(&batch).await.status(), 204);
     }
     let mut refusing = false;
     'pods: for (k, pod) in pods.iter().enumerate() {
         for j in 0..3i64 {
             let s = series(pod, start + (100 + k as i64 * 3 + j) * 15_000, 500.0);
             if agent.write_v1(&[s]).await.status() == 429 {
-                refusing = true;
-                break 'pods;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let probe = series(&pods[0], start + 99 * 15_000, 100.0);
+                if agent.write_v1(&[probe]).await.status() == 429 {
+                    refusing = true;
+                    break 'pods;
+                }
             }
         }
     }
-    assert!(refusing, "the agent never pushed back");
+    assert!(refusing, "the agent never pushed back for good");
     let offset = received(&agent).await;
 
     let dir = scratch_dir("prom-backpressure");
