@@ -20,22 +20,7 @@ use serde_json::Value;
 use sre_agent::ingest::encode::TimeSeries;
 
 fn start(dir: &Path, port: u16, run: usize) -> ChildGuard {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("agent-{run}.log"))).expect("log"))
-        .spawn()
-        .expect("start sre-agent");
-    ChildGuard(child)
+    common::serve_binary(dir, port, &format!("agent-{run}.log"))
 }
 
 async fn get(client: &reqwest::Client, port: u16, path: &str) -> Value {

@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{
-    ChildGuard, free_port, metric_value, now_ms, remote_write_request, scratch_dir, wait_ready,
-};
+use common::{free_port, metric_value, now_ms, remote_write_request, scratch_dir, wait_ready};
 use serde_json::Value;
 use sre_agent::ingest::encode::TimeSeries;
 
@@ -84,22 +82,7 @@ async fn a_receiver_down_for_a_minute_gets_every_notification_once_back() {
     )
     .unwrap();
     let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("agent.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let _agent = ChildGuard(child);
+    let _agent = common::serve_binary(&dir, port, "agent.log");
     sre_agent::net::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

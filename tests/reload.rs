@@ -28,23 +28,7 @@ fn write_config(dir: &Path, extra: &str) {
 }
 
 fn start(dir: &Path, port: u16) -> ChildGuard {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(dir.join("config.yaml"))
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("KUBECONFIG")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("agent.log")).expect("log"))
-        .spawn()
-        .expect("start sre-agent");
-    ChildGuard(child)
+    common::serve_binary(dir, port, "agent.log")
 }
 
 fn hangup(agent: &ChildGuard) {

@@ -463,3 +463,25 @@ pub async fn prometheus_receiver(name: &str) -> Option<(Spawned, u16, std::path:
     assert!(up, "Prometheus did not start:\n{}", program.log_text());
     Some((program, port, dir))
 }
+
+/// The real binary serving `dir/config.yaml` on `port` with `dir` as its data directory, its
+/// stderr in `dir/<log>`; killed when the guard drops.
+pub fn serve_binary(dir: &std::path::Path, port: u16, log: &str) -> ChildGuard {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sre-agent"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(dir.join("config.yaml"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("KUBECONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).expect("log file"))
+        .spawn()
+        .expect("start sre-agent");
+    ChildGuard(child)
+}
