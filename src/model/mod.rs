@@ -9,6 +9,7 @@ pub mod kind;
 pub mod labels;
 pub mod links;
 pub mod rca;
+pub mod symbols;
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

@@ -1,10 +1,14 @@
-//! Gorilla XOR compression of (timestamp, value) samples, appendable one sample at a time.
+//! Compression of (timestamp, value) samples, appendable one sample at a time.
 //!
-//! Timestamps are stored as delta-of-delta (a regular 15 s scrape costs one bit), values as the
-//! XOR with the previous value (an unchanged value costs one bit). This is the scheme of
-//! Facebook's Gorilla paper and of Prometheus' XOR chunks.
+//! Timestamps are stored as delta-of-delta (a regular 15 s scrape costs one bit). Values are
+//! stored as the difference of their integer at a decimal scale ([`super::decimal`]) while every
+//! value of the chunk is a short decimal (most metrics: `12.3` with noise costs ~10 bits where
+//! its XOR costs ~50), and otherwise as the XOR with the previous value (an unchanged value
+//! costs one bit), the scheme of Facebook's Gorilla paper and of Prometheus' XOR chunks. A head
+//! that meets a value its scale cannot hold re-encodes itself as XOR, once.
 
 use super::bits::{BitReader, BitWriter};
+use super::decimal;
 
 /// Samples per chunk before it is sealed. 60 at a 15 s interval is 15 minutes, so a 1 h ring
 /// holds 4–5 chunks. Smaller chunks keep the (less compact, appendable) head small; larger ones
@@ -15,16 +19,81 @@ pub const SAMPLES_PER_CHUNK: u16 = 60;
 /// regular gauge. Noisier series grow it (amortized doubling); sealing shrinks it to fit.
 const HEAD_CAPACITY: usize = 64;
 
-/// A sealed chunk: immutable, shrunk to its size, in whichever encoding is smaller.
-#[derive(Debug, Clone)]
-pub struct SealedChunk {
-    pub bytes: Box<[u8]>,
+/// A sealed chunk as the ring keeps it, back to back with the others in one buffer: this
+/// header, then `bit_len` bits in whichever encoding was smaller. One buffer per ring instead
+/// of a boxed chunk each saves a pointer, a length and an allocation per chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedHeader {
+    /// Newest sample's timestamp, for the retention.
+    pub last_ts: i64,
     pub bit_len: u32,
     pub count: u16,
-    /// Bit-packed decimal deltas ([`super::packed`]) rather than Gorilla XOR.
-    pub packed: bool,
-    pub last_ts: i64,
+    pub encoding: Encoding,
 }
+
+/// Bytes of a [`SealedHeader`] in the ring's buffer.
+pub const SEALED_HEADER: usize = 15;
+
+impl SealedHeader {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.last_ts.to_le_bytes());
+        out.extend_from_slice(&self.bit_len.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.push(match self.encoding {
+            Encoding::Xor => 0,
+            Encoding::Packed => 1,
+            Encoding::Decimal(k) => 2 + k,
+        });
+    }
+
+    /// The header of the record `records` starts with.
+    pub fn read(records: &[u8]) -> Option<Self> {
+        let h = records.get(..SEALED_HEADER)?;
+        Some(Self {
+            last_ts: i64::from_le_bytes(h[0..8].try_into().ok()?),
+            bit_len: u32::from_le_bytes(h[8..12].try_into().ok()?),
+            count: u16::from_le_bytes(h[12..14].try_into().ok()?),
+            encoding: match h[14] {
+                0 => Encoding::Xor,
+                1 => Encoding::Packed,
+                k => Encoding::Decimal((k - 2).min(decimal::SCALES - 1)),
+            },
+        })
+    }
+
+    /// The whole record: header and bytes.
+    pub fn record_len(&self) -> usize {
+        SEALED_HEADER + (self.bit_len as usize).div_ceil(8)
+    }
+}
+
+/// Decodes the record `records` starts with and returns its length; `None` when it is cut
+/// short (which only a bug could produce).
+pub fn decode_record(records: &[u8], out: &mut Vec<(i64, f64)>) -> Option<usize> {
+    let header = SealedHeader::read(records)?;
+    let bytes = records.get(SEALED_HEADER..header.record_len())?;
+    let bit_len = header.bit_len as usize;
+    if header.encoding == Encoding::Packed {
+        super::packed::decode(bytes, bit_len, usize::from(header.count), out);
+    } else {
+        decode(bytes, bit_len, header.count, header.encoding, out);
+    }
+    Some(header.record_len())
+}
+
+/// How a chunk's bits are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Gorilla XOR values.
+    Xor,
+    /// Decimal deltas, one per sample, at this scale (a head, sealed as it was).
+    Decimal(u8),
+    /// Bit-packed decimal deltas at the chunk's width ([`super::packed`]).
+    Packed,
+}
+
+/// `HeadChunk::scale` of a head whose values are XOR-encoded.
+const XOR: u8 = u8::MAX;
 
 /// Reused while sealing (once per chunk, never per sample): decoded samples, deltas, output.
 struct SealScratch {
@@ -44,12 +113,17 @@ thread_local! {
 pub struct HeadChunk {
     bits: BitWriter,
     count: u16,
-    first_ts: i64,
     prev_ts: i64,
     prev_delta: i64,
+    /// The previous value's bits (XOR) or its integer at `scale` (decimal).
     prev_value: u64,
     leading: u8,
     trailing: u8,
+    /// Decimal scale of the values, or [`XOR`]; chosen at the first sample.
+    scale: u8,
+    /// The scale the previous chunk of this series needed, tried first so a series whose
+    /// decimals vary does not fall back to XOR at every chunk.
+    scale_hint: u8,
 }
 
 impl HeadChunk {
@@ -57,41 +131,81 @@ impl HeadChunk {
         self.count
     }
 
-    /// Reserves room for a chunk of about `bytes` before the first sample, so a new head does
-    /// not regrow sample by sample (the ring passes the size of the chunk it just sealed).
-    pub fn reserve(&mut self, bytes: usize) {
-        self.bits.bytes.reserve(bytes);
-    }
-
-    pub fn first_ts(&self) -> i64 {
-        self.first_ts
-    }
-
-    pub fn last_ts(&self) -> i64 {
-        self.prev_ts
-    }
-
     pub fn push(&mut self, ts: i64, value: f64) {
-        let bits = value.to_bits();
-        match self.count {
-            0 => {
-                self.bits.bytes.reserve(HEAD_CAPACITY);
-                self.bits.write_bits(ts as u64, 64);
-                self.bits.write_bits(bits, 64);
-                self.first_ts = ts;
-                self.leading = 0xff;
+        self.push_as(ts, value, true);
+    }
+
+    fn push_as(&mut self, ts: i64, value: f64, decimal_allowed: bool) {
+        if self.count == 0 {
+            self.bits.bytes.reserve(HEAD_CAPACITY);
+            self.bits.write_bits(ts as u64, 64);
+            self.scale = XOR;
+            self.leading = 0xff;
+            let hinted = (decimal_allowed && self.scale_hint < decimal::SCALES)
+                .then(|| decimal::scaled(value, self.scale_hint).map(|m| (self.scale_hint, m)))
+                .flatten();
+            let first = hinted.or_else(|| {
+                if !decimal_allowed {
+                    return None;
+                }
+                let k = decimal::smallest_scale(value)?;
+                decimal::scaled(value, k).map(|m| (k, m))
+            });
+            match first {
+                Some((k, m)) => {
+                    self.scale = k;
+                    self.prev_value = m as u64;
+                }
+                None => self.prev_value = value.to_bits(),
             }
-            _ => {
-                let delta = ts.wrapping_sub(self.prev_ts);
-                let dod = delta.wrapping_sub(self.prev_delta);
-                write_dod(&mut self.bits, dod);
-                self.prev_delta = delta;
-                self.write_value(bits);
+            self.bits.write_bits(self.prev_value, 64);
+        } else {
+            let delta = ts.wrapping_sub(self.prev_ts);
+            if self.scale != XOR {
+                let Some(m) = decimal::scaled(value, self.scale) else {
+                    self.reencode_for(value);
+                    return self.push_as(ts, value, false);
+                };
+                write_dod(&mut self.bits, delta.wrapping_sub(self.prev_delta));
+                decimal::write_delta(&mut self.bits, m.wrapping_sub(self.prev_value as i64));
+                self.prev_value = m as u64;
+            } else {
+                write_dod(&mut self.bits, delta.wrapping_sub(self.prev_delta));
+                self.write_value(value.to_bits());
+                self.prev_value = value.to_bits();
             }
+            self.prev_delta = delta;
         }
         self.prev_ts = ts;
-        self.prev_value = bits;
         self.count += 1;
+    }
+
+    /// Rewrites a decimal head that `next` does not fit: at `next`'s finer scale when every
+    /// sample so far is exact there too (`1.5` then `2.25`), else as XOR, which it then stays
+    /// until sealed. The next chunk starts at the scale this one needed.
+    fn reencode_for(&mut self, next: f64) {
+        let mut samples = SEAL_SCRATCH.with(|c| std::mem::take(&mut c.borrow_mut().samples));
+        samples.clear();
+        self.decode_into(&mut samples);
+        let scale = self.scale;
+        let finer = decimal::smallest_scale(next).filter(|&k| {
+            k > self.scale && samples.iter().all(|s| decimal::scaled(s.1, k).is_some())
+        });
+        let mut bits = std::mem::take(&mut self.bits);
+        bits.bytes.clear();
+        bits.used = 0;
+        *self = Self {
+            bits,
+            scale_hint: finer.unwrap_or(XOR),
+            ..Self::default()
+        };
+        for &(t, v) in &samples {
+            self.push_as(t, v, finer.is_some());
+        }
+        self.scale_hint = finer
+            .or_else(|| decimal::smallest_scale(next))
+            .unwrap_or(scale);
+        SEAL_SCRATCH.with(|c| c.borrow_mut().samples = samples);
     }
 
     fn write_value(&mut self, bits: u64) {
@@ -124,10 +238,21 @@ impl HeadChunk {
         self.bits.bytes.len()
     }
 
-    pub fn seal(&mut self) -> SealedChunk {
-        let head = std::mem::take(self);
-        let gorilla_len = head.bits.bytes.len();
-        let packed = SEAL_SCRATCH.with(|cell| {
+    /// Appends this chunk to `records` as a sealed record ([`SealedHeader`] and bytes) and
+    /// starts an empty head, keeping its buffer and the scale it learned.
+    pub fn seal_into(&mut self, records: &mut Vec<u8>) {
+        if self.count == 0 {
+            return;
+        }
+        let head_len = self.bits.bytes.len();
+        let count = self.count;
+        let last_ts = self.prev_ts;
+        let hint = if self.scale == XOR {
+            self.scale_hint
+        } else {
+            self.scale
+        };
+        SEAL_SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let SealScratch {
                 samples,
@@ -135,34 +260,63 @@ impl HeadChunk {
                 out,
             } = &mut *guard;
             samples.clear();
-            head.decode_into(samples);
-            let bits = super::packed::encode(samples, deltas, out)?;
-            // Copied out at its exact size: one allocation.
-            (out.bytes.len() < gorilla_len).then(|| (Box::<[u8]>::from(&out.bytes[..]), bits))
+            self.decode_into(samples);
+            let packed =
+                super::packed::encode(samples, deltas, out).filter(|_| out.bytes.len() < head_len);
+            let (header, bytes) = match packed {
+                Some(bits) => (
+                    SealedHeader {
+                        last_ts,
+                        bit_len: bits as u32,
+                        count,
+                        encoding: Encoding::Packed,
+                    },
+                    &out.bytes[..],
+                ),
+                None => (
+                    SealedHeader {
+                        last_ts,
+                        bit_len: self.bits.bit_len() as u32,
+                        count,
+                        encoding: self.encoding(),
+                    },
+                    &self.bits.bytes[..],
+                ),
+            };
+            records.reserve_exact(SEALED_HEADER + bytes.len());
+            header.write(records);
+            records.extend_from_slice(bytes);
         });
-        match packed {
-            Some((bytes, bits)) => SealedChunk {
-                bytes,
-                bit_len: bits as u32,
-                count: head.count,
-                packed: true,
-                last_ts: head.prev_ts,
-            },
-            _ => {
-                let bit_len = head.bits.bit_len() as u32;
-                SealedChunk {
-                    bytes: head.bits.bytes.into_boxed_slice(),
-                    bit_len,
-                    count: head.count,
-                    packed: false,
-                    last_ts: head.prev_ts,
-                }
-            }
+        let mut bits = std::mem::take(&mut self.bits);
+        // A buffer a burst of XOR values grew stays as large as it got unless given back.
+        if bits.bytes.capacity() > 2 * head_len + HEAD_CAPACITY {
+            bits.bytes = Vec::with_capacity(head_len + head_len / 8);
+        }
+        bits.bytes.clear();
+        bits.used = 0;
+        *self = Self {
+            bits,
+            scale_hint: hint,
+            ..Self::default()
+        };
+    }
+
+    fn encoding(&self) -> Encoding {
+        if self.scale == XOR {
+            Encoding::Xor
+        } else {
+            Encoding::Decimal(self.scale)
         }
     }
 
     pub fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
-        decode(&self.bits.bytes, self.bits.bit_len(), self.count, out);
+        decode(
+            &self.bits.bytes,
+            self.bits.bit_len(),
+            self.count,
+            self.encoding(),
+            out,
+        );
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -198,27 +352,17 @@ fn sign_extend(v: u64, bits: u8) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-impl SealedChunk {
-    pub fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
-        if self.packed {
-            super::packed::decode(&self.bytes, self.bit_len as usize, self.count as usize, out);
-        } else {
-            decode(&self.bytes, self.bit_len as usize, self.count, out);
-        }
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-/// Decodes `count` samples. A corrupt chunk (which only a bug could produce) ends early
-/// instead of panicking.
-fn decode(bytes: &[u8], bit_len: usize, count: u16, out: &mut Vec<(i64, f64)>) {
+/// Decodes `count` samples of a head's encoding. A corrupt chunk (which only a bug could
+/// produce) ends early instead of panicking.
+fn decode(bytes: &[u8], bit_len: usize, count: u16, encoding: Encoding, out: &mut Vec<(i64, f64)>) {
     if count == 0 {
         return;
     }
     let mut r = BitReader::new(bytes, bit_len);
+    if let Encoding::Decimal(k) = encoding {
+        decode_decimal(&mut r, count, k.min(decimal::SCALES - 1), out);
+        return;
+    }
     let (Some(ts0), Some(v0)) = (r.read_bits(64), r.read_bits(64)) else {
         return;
     };
@@ -251,6 +395,23 @@ fn decode(bytes: &[u8], bit_len: usize, count: u16, out: &mut Vec<(i64, f64)>) {
             }
         }
         out.push((ts, f64::from_bits(value)));
+    }
+}
+
+fn decode_decimal(r: &mut BitReader<'_>, count: u16, k: u8, out: &mut Vec<(i64, f64)>) {
+    let (Some(ts0), Some(m0)) = (r.read_bits(64), r.read_bits(64)) else {
+        return;
+    };
+    let (mut ts, mut m, mut delta) = (ts0 as i64, m0 as i64, 0i64);
+    out.push((ts, decimal::unscaled(m, k)));
+    for _ in 1..count {
+        let (Some(dod), Some(step)) = (read_dod(r), decimal::read_delta(r)) else {
+            return;
+        };
+        delta = delta.wrapping_add(dod);
+        ts = ts.wrapping_add(delta);
+        m = m.wrapping_add(step);
+        out.push((ts, decimal::unscaled(m, k)));
     }
 }
 
@@ -288,7 +449,12 @@ mod tests {
         let mut out = Vec::new();
         head.decode_into(&mut out);
         let mut sealed_out = Vec::new();
-        head.seal().decode_into(&mut sealed_out);
+        let mut records = Vec::new();
+        head.seal_into(&mut records);
+        assert_eq!(
+            decode_record(&records, &mut sealed_out),
+            Some(records.len())
+        );
         assert_eq!(bits(&out), bits(&sealed_out));
         out
     }
@@ -322,7 +488,79 @@ mod tests {
         assert_eq!(bits(&roundtrip(&samples)), bits(&samples));
     }
 
+    #[test]
+    fn noisy_decimal_gauge_costs_about_ten_bits_a_sample() {
+        let samples: Vec<_> = (1..61)
+            .map(|i| {
+                let v = ((10.0 + ((i * 7) % 23) as f64 * 0.1) * 100.0).round() / 100.0;
+                (1_700_000_000_000 + i * 15_000, v)
+            })
+            .collect();
+        let mut head = HeadChunk::default();
+        for &(t, v) in &samples {
+            head.push(t, v);
+        }
+        assert_eq!(head.encoding(), Encoding::Decimal(1));
+        // 16 bytes for the first sample, 2 for the first interval, then 1 bit of timestamp
+        // and 9 of value (XOR: 8 times that).
+        assert!(
+            head.encoded_len() <= 16 + 2 + 59 * 10 / 8 + 2,
+            "{}",
+            head.encoded_len()
+        );
+        assert_eq!(bits(&roundtrip(&samples)), bits(&samples));
+    }
+
+    #[test]
+    fn a_value_off_the_scale_turns_the_head_to_xor_and_the_next_head_starts_at_its_scale() {
+        let samples = [
+            (0, 1.5),
+            (15, 2.5),
+            (30, 2.25),
+            (45, 3.0),
+            (60, 0.1 + 0.2),
+            (75, 1.0),
+        ];
+        let mut head = HeadChunk::default();
+        head.push(samples[0].0, samples[0].1);
+        head.push(samples[1].0, samples[1].1);
+        assert_eq!(head.encoding(), Encoding::Decimal(1));
+        head.push(samples[2].0, samples[2].1);
+        assert_eq!(head.encoding(), Encoding::Decimal(2));
+        head.push(samples[3].0, samples[3].1);
+        assert_eq!(head.encoding(), Encoding::Decimal(2));
+        head.push(samples[4].0, samples[4].1);
+        assert_eq!(head.encoding(), Encoding::Xor);
+        head.push(samples[5].0, samples[5].1);
+        let mut out = Vec::new();
+        head.decode_into(&mut out);
+        assert_eq!(bits(&out), bits(&samples));
+        let mut records = Vec::new();
+        head.seal_into(&mut records);
+        let mut out = Vec::new();
+        decode_record(&records, &mut out);
+        assert_eq!(bits(&out), bits(&samples));
+        // The XOR chunk's last scale was 2 and its stray has none: the next head tries 2.
+        head.push(90, 4.5);
+        assert_eq!(head.encoding(), Encoding::Decimal(2));
+    }
+
     proptest! {
+        #[test]
+        fn decimal_samples_with_strays_roundtrip(
+            samples in proptest::collection::vec((any::<i64>(), -10_000_000i64..10_000_000, 0u8..8, any::<u64>()), 1..130)
+        ) {
+            // Mostly short decimals at varying scales, with a stray arbitrary value now and then.
+            let samples: Vec<(i64, f64)> = samples
+                .into_iter()
+                .map(|(t, m, k, raw)| {
+                    let v = if k == 7 { f64::from_bits(raw) } else { decimal::unscaled(m, k) };
+                    (t, v)
+                })
+                .collect();
+            prop_assert_eq!(bits(&roundtrip(&samples)), bits(&samples));
+        }
+
         #[test]
         fn any_samples_roundtrip(samples in proptest::collection::vec((any::<i64>(), any::<u64>()), 1..200)) {
             let samples: Vec<(i64, f64)> = samples.into_iter().map(|(t, v)| (t, f64::from_bits(v))).collect();

@@ -15,12 +15,14 @@
 pub mod baselines;
 pub mod bits;
 pub mod chunk;
+pub mod decimal;
 pub use crate::model::labels;
 pub mod matcher;
 pub mod packed;
 mod read;
 pub mod ring;
 pub mod series;
+mod slots;
 mod upkeep;
 
 use std::collections::HashMap;
@@ -38,6 +40,7 @@ use crate::model::batch::{Batch, MetricType, SeriesEntry};
 use crate::model::labels::SeriesLabels;
 pub use read::{Baseline, RecentSeries, SeriesSnapshot};
 pub use series::Series;
+use slots::Slots;
 
 pub use crate::model::{STALE_NAN_BITS, series_id};
 
@@ -120,7 +123,7 @@ type SeriesIndex = HashMap<u64, u32, std::hash::BuildHasherDefault<PrehashedKey>
 #[derive(Default)]
 struct Shard {
     index: SeriesIndex,
-    slots: Vec<Option<Series>>,
+    slots: Slots,
     free: Vec<u32>,
 }
 
@@ -129,13 +132,10 @@ impl Shard {
     fn insert(&mut self, hash: u64, series: Series) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(series);
+                self.slots.put(slot as usize, series);
                 slot
             }
-            None => {
-                self.slots.push(Some(series));
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(series) as u32,
         };
         self.index.insert(hash, slot);
         slot
@@ -293,8 +293,9 @@ impl Store {
         }
         let slot = match shard.index.get(&entry.hash) {
             Some(&slot) => {
-                let same = shard.slots[slot as usize]
-                    .as_ref()
+                let same = shard
+                    .slots
+                    .get(slot as usize)
                     .is_some_and(|s| s.hash_check == entry.hash_check);
                 if !same {
                     stats.refused_invalid_labels += samples.len() as u64;
@@ -321,7 +322,7 @@ impl Store {
                 }
             },
         };
-        let Some(series) = shard.slots[slot as usize].as_mut() else {
+        let Some(series) = shard.slots.get_mut(slot as usize) else {
             return;
         };
         series.last_seen = now;
@@ -405,7 +406,7 @@ impl Store {
     /// are not news).
     pub fn reset_lifecycles(&self) {
         for i in 0..self.shards.len() {
-            for series in self.lock(i).slots.iter_mut().flatten() {
+            for series in self.lock(i).slots.iter_mut() {
                 series.state.forget_anomalies();
             }
         }
@@ -418,7 +419,7 @@ impl Store {
     /// Visits the series of one shard under its lock. Keep `f` cheap.
     pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(&Series)) {
         if shard < self.shards.len() {
-            for series in self.lock(shard).slots.iter().flatten() {
+            for series in self.lock(shard).slots.iter() {
                 f(series);
             }
         }
@@ -461,7 +462,7 @@ impl Store {
     ) -> Result<bool, String> {
         let mut shard = self.lock((hash & self.mask) as usize);
         if let Some(&slot) = shard.index.get(&hash) {
-            return match shard.slots[slot as usize].as_mut() {
+            return match shard.slots.get_mut(slot as usize) {
                 Some(series) if series.hash_check == hash_check => {
                     series.state.replace_detector(detector);
                     Ok(false)
@@ -491,7 +492,7 @@ impl Store {
     pub fn for_each(&self, mut f: impl FnMut(&Series)) {
         for i in 0..self.shards.len() {
             let shard = self.lock(i);
-            for series in shard.slots.iter().flatten() {
+            for series in shard.slots.iter() {
                 f(series);
             }
         }
@@ -500,12 +501,13 @@ impl Store {
     pub fn with_series<T>(&self, hash: u64, f: impl FnOnce(&Series) -> T) -> Option<T> {
         let shard = self.lock((hash & self.mask) as usize);
         let slot = *shard.index.get(&hash)?;
-        shard.slots[slot as usize].as_ref().map(f)
+        shard.slots.get(slot as usize).map(f)
     }
 
-    /// Total bytes held by all series (inline and heap), for the memory figure.
+    /// Total bytes held by all series (inline and heap) and the label strings they share, for
+    /// the memory figure.
     pub fn memory_bytes(&self) -> usize {
-        let mut total = 0;
+        let mut total = crate::model::symbols::held_bytes();
         self.for_each(|s| total += s.memory_bytes());
         total
     }
@@ -646,6 +648,45 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         s.maintain(0.3);
         assert_eq!(s.series_count(), 0);
+    }
+
+    #[test]
+    fn series_past_one_segment_are_found_and_freed_slots_reused() {
+        let opts = StoreOptions {
+            shards: 2,
+            idle_timeout: Duration::from_secs(0),
+            ..Default::default()
+        };
+        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let mut ev = Vec::new();
+        let write = |prefix: &str, ev: &mut Vec<AnomalyEvent>| {
+            let series: Vec<TimeSeries> = (0..300)
+                .map(|i| {
+                    let pod = format!("{prefix}-{i}");
+                    TimeSeries::new(&[("__name__", "x"), ("pod", &pod)], &[(1, i as f64)])
+                })
+                .collect();
+            s.apply(&mut batch(&series), ev);
+        };
+        write("a", &mut ev);
+        assert_eq!(s.series_count(), 300);
+        let mut values = Vec::new();
+        s.for_each(|x| values.push(x.ring.len()));
+        assert_eq!(values.len(), 300);
+        std::thread::sleep(Duration::from_millis(1100));
+        s.maintain(0.3);
+        assert_eq!(s.series_count(), 0);
+        write("b", &mut ev);
+        let mut pods = Vec::new();
+        s.for_each(|x| pods.push(x.labels.get("pod").unwrap_or("").to_string()));
+        pods.sort();
+        let mut expected: Vec<String> = (0..300).map(|i| format!("b-{i}")).collect();
+        expected.sort();
+        assert_eq!(pods, expected);
+        let slots: usize = (0..2).map(|i| s.lock(i).slots.len()).sum();
+        // Each shard reuses its freed slots; only the shard that got more of the second 300
+        // than of the first needs new ones.
+        assert!((300..400).contains(&slots), "{slots}");
     }
 
     /// Feeds `f` at 15 s for `minutes`, running upkeep every simulated minute; returns the
@@ -894,7 +935,7 @@ mod tests {
             }
         }
         let profile = (0..2).find_map(|shard| {
-            s.lock(shard).slots.iter().flatten().next().and_then(|x| {
+            s.lock(shard).slots.iter().next().and_then(|x| {
                 x.state
                     .detector()
                     .seasonal

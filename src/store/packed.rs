@@ -8,18 +8,7 @@
 //! 0.1 + 0.2) keeps the chunk in Gorilla form.
 
 use super::bits::{BitReader, BitWriter};
-
-const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
-/// Integers up to 2^53 are exact in an f64.
-const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
+use super::decimal::{POW10, SCALES, scaled, unzigzag, zigzag};
 
 fn width(v: u64) -> u8 {
     (64 - v.leading_zeros()) as u8
@@ -27,13 +16,7 @@ fn width(v: u64) -> u8 {
 
 /// The smallest `k` such that every value is exactly an integer divided by 10^k.
 fn decimal_scale(values: impl Iterator<Item = f64> + Clone) -> Option<u8> {
-    let fits = |k: usize| {
-        values.clone().all(|v| {
-            let m = (v * POW10[k]).round();
-            m.abs() < MAX_EXACT && ((m as i64) as f64 / POW10[k]).to_bits() == v.to_bits()
-        })
-    };
-    (0..POW10.len()).find(|&k| fits(k)).map(|k| k as u8)
+    (0..SCALES).find(|&k| values.clone().all(|v| scaled(v, k).is_some()))
 }
 
 fn put_signed(w: &mut BitWriter, v: i64) {

@@ -1,50 +1,60 @@
-//! A series' ring of recent samples: sealed Gorilla chunks plus an appendable head.
+//! A series' ring of recent samples: sealed chunks plus an appendable head.
 //!
 //! The ring is time-bounded: sealed chunks whose newest sample is older than the retention
 //! (relative to the newest sample) are dropped, so it always covers at least the retention.
+//! The sealed chunks share one buffer, so a ring is two allocations however many chunks the
+//! retention spans.
 
-use std::collections::VecDeque;
-
-use super::chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedChunk};
+use super::chunk::{HeadChunk, SAMPLES_PER_CHUNK, SealedHeader, decode_record};
 
 #[derive(Debug, Clone, Default)]
 pub struct Ring {
-    sealed: VecDeque<SealedChunk>,
+    /// Sealed chunks, oldest first, back to back ([`SealedHeader`] then bytes each).
+    sealed: Vec<u8>,
     head: HeadChunk,
 }
 
 impl Ring {
     pub fn push(&mut self, ts: i64, value: f64, retention_ms: i64) {
+        let horizon = ts.saturating_sub(retention_ms);
         if self.head.count() >= SAMPLES_PER_CHUNK {
-            // The next head of the same series will be about as large as this one.
-            let head_len = self.head.encoded_len();
-            let span = self
-                .head
-                .last_ts()
-                .saturating_sub(self.head.first_ts())
-                .max(1);
-            let sealed = self.head.seal();
-            self.head.reserve(head_len + head_len / 8);
-            if self.sealed.capacity() == 0 {
-                // Chunks this series needs to cover the retention, plus the oldest, kept until it is wholly past the retention;
-                // sized once so the deque does not double past it.
-                let needed = usize::try_from(retention_ms / span)
-                    .unwrap_or(8)
-                    .clamp(1, 64)
-                    + 1;
-                self.sealed.reserve_exact(needed);
-            }
-            self.sealed.push_back(sealed);
+            // Dropped first, so the new chunk usually fits in the room the oldest leaves.
+            self.drop_before(horizon);
+            self.head.seal_into(&mut self.sealed);
         }
         self.head.push(ts, value);
-        let horizon = ts.saturating_sub(retention_ms);
-        while self.sealed.front().is_some_and(|c| c.last_ts < horizon) {
-            self.sealed.pop_front();
+        self.drop_before(horizon);
+    }
+
+    /// Drops the sealed chunks whose newest sample is older than `horizon`.
+    fn drop_before(&mut self, horizon: i64) {
+        let mut cut = 0;
+        while let Some(header) = self.sealed.get(cut..).and_then(SealedHeader::read)
+            && header.last_ts < horizon
+        {
+            cut += header.record_len();
+        }
+        if cut > 0 {
+            self.sealed.drain(..cut.min(self.sealed.len()));
         }
     }
 
+    /// The sealed chunks' headers with where each record starts.
+    fn records(&self) -> impl Iterator<Item = (usize, SealedHeader)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let header = SealedHeader::read(self.sealed.get(at..)?)?;
+            let start = at;
+            at += header.record_len();
+            Some((start, header))
+        })
+    }
+
     pub fn len(&self) -> usize {
-        self.sealed.iter().map(|c| c.count as usize).sum::<usize>() + self.head.count() as usize
+        self.records()
+            .map(|(_, h)| usize::from(h.count))
+            .sum::<usize>()
+            + usize::from(self.head.count())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,31 +63,30 @@ impl Ring {
 
     /// Appends all samples, oldest first, to `out`.
     pub fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
-        for chunk in &self.sealed {
-            chunk.decode_into(out);
-        }
+        self.decode_since(i64::MIN, out);
         self.head.decode_into(out);
+    }
+
+    /// Appends the sealed chunks whose newest sample is at or after `since_ms`.
+    fn decode_since(&self, since_ms: i64, out: &mut Vec<(i64, f64)>) {
+        for (start, header) in self.records() {
+            if header.last_ts >= since_ms && decode_record(&self.sealed[start..], out).is_none() {
+                return;
+            }
+        }
     }
 
     /// Samples at or after `since_ms`.
     pub fn samples_since(&self, since_ms: i64) -> Vec<(i64, f64)> {
         let mut out = Vec::with_capacity(self.len());
-        for chunk in self.sealed.iter().filter(|c| c.last_ts >= since_ms) {
-            chunk.decode_into(&mut out);
-        }
+        self.decode_since(since_ms, &mut out);
         self.head.decode_into(&mut out);
         out.retain(|&(t, _)| t >= since_ms);
         out
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sealed.capacity() * std::mem::size_of::<SealedChunk>()
-            + self
-                .sealed
-                .iter()
-                .map(SealedChunk::heap_bytes)
-                .sum::<usize>()
-            + self.head.heap_bytes()
+        self.sealed.capacity() + self.head.heap_bytes()
     }
 }
 

@@ -27,14 +27,14 @@ impl Store {
             let mut shard = self.lock(i);
             let shard = &mut *shard;
             for slot in 0..shard.slots.len() {
-                let Some(series) = shard.slots[slot].as_mut() else {
+                let Some(series) = shard.slots.get_mut(slot) else {
                     continue;
                 };
                 if now.saturating_sub(series.last_seen) > idle {
                     let (view, _, state) = series.parts();
                     self.detection.on_evict(&view, state, &mut events);
                     shard.index.remove(&series.hash);
-                    shard.slots[slot] = None;
+                    shard.slots.take(slot);
                     shard.free.push(slot as u32);
                     self.series_count.fetch_sub(1, Ordering::Relaxed);
                     continue;
@@ -75,7 +75,7 @@ impl Store {
 impl Population for Store {
     fn visit(&self, f: &mut dyn FnMut(&SeriesView<'_>, &dyn History, &mut SeriesState)) {
         for i in 0..self.shards.len() {
-            for series in self.lock(i).slots.iter_mut().flatten() {
+            for series in self.lock(i).slots.iter_mut() {
                 let (view, ring, state) = series.parts();
                 f(&view, ring, state);
             }
@@ -87,7 +87,7 @@ impl Population for Store {
         let Some(&slot) = shard.index.get(&hash) else {
             return false;
         };
-        match shard.slots[slot as usize].as_mut() {
+        match shard.slots.get_mut(slot as usize) {
             Some(series) => {
                 let (view, _, state) = series.parts();
                 f(&view, state);

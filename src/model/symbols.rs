@@ -1,0 +1,120 @@
+//! Label strings shared by every series that uses them: `cluster="prod-eu-central-1"` is held
+//! once for the process, and a series' label set ([`super::labels`]) names it with a 2-byte id.
+//!
+//! The table only grows (ids must stay valid while any series may hold them, and a refcount
+//! per use would cost more than the strings), so what it takes is bounded: at most
+//! [`MAX_SYMBOLS`] strings of at most [`MAX_LEN`] bytes, [`MAX_BYTES`] bytes in all, and at most
+//! [`MAX_VALUES_PER_NAME`] values of any one label name, so a high-cardinality label (`pod`
+//! under churn, a request id) stops being interned after its first values and is stored inline
+//! by the series instead. Reads are lock-free (an id is an index into slots written once);
+//! interning takes a lock, but only when a series is created.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{OnceLock, RwLock};
+
+/// Ids are `u16`; `u16::MAX` is the label set's "inline string follows" marker.
+pub const MAX_SYMBOLS: usize = u16::MAX as usize;
+/// Longer strings are cheaper inline than as a shared entry no other series may use.
+pub const MAX_LEN: usize = 96;
+pub const MAX_BYTES: usize = 4 << 20;
+pub const MAX_VALUES_PER_NAME: u32 = 4096;
+
+static SLOTS: [OnceLock<&'static str>; MAX_SYMBOLS] = [const { OnceLock::new() }; MAX_SYMBOLS];
+static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Default)]
+struct Index {
+    ids: HashMap<&'static str, u16>,
+    /// Distinct values interned per label-name id.
+    values_per_name: HashMap<u16, u32>,
+    bytes: usize,
+}
+
+fn index() -> &'static RwLock<Index> {
+    static INDEX: OnceLock<RwLock<Index>> = OnceLock::new();
+    INDEX.get_or_init(Default::default)
+}
+
+/// The string of an id handed out by [`intern_name`] or [`intern_value`].
+pub fn resolve(id: u16) -> Option<&'static str> {
+    SLOTS.get(usize::from(id))?.get().copied()
+}
+
+/// Bytes the table holds (strings, slots in use and index entries), for the memory figures.
+pub fn held_bytes() -> usize {
+    HELD_BYTES.load(Ordering::Relaxed)
+}
+
+/// The id of a label name, interning it if there is room.
+pub fn intern_name(name: &str) -> Option<u16> {
+    intern(name, None)
+}
+
+/// The id of a value of the label name `name_id`, interning it while that name has fewer
+/// than [`MAX_VALUES_PER_NAME`] values and there is room.
+pub fn intern_value(name_id: u16, value: &str) -> Option<u16> {
+    intern(value, Some(name_id))
+}
+
+fn intern(s: &str, value_of: Option<u16>) -> Option<u16> {
+    if s.len() > MAX_LEN {
+        return None;
+    }
+    let lock = index();
+    if let Some(&id) = lock.read().unwrap_or_else(|p| p.into_inner()).ids.get(s) {
+        return Some(id);
+    }
+    let mut index = lock.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(&id) = index.ids.get(s) {
+        return Some(id);
+    }
+    // The string, its slot's pointer and its index entry.
+    let cost = s.len() + 2 * std::mem::size_of::<&str>() + 8;
+    let next = index.ids.len();
+    if next >= MAX_SYMBOLS || index.bytes + cost > MAX_BYTES {
+        return None;
+    }
+    if let Some(name_id) = value_of {
+        let count = index.values_per_name.entry(name_id).or_insert(0);
+        if *count >= MAX_VALUES_PER_NAME {
+            return None;
+        }
+        *count += 1;
+    }
+    let id = next as u16;
+    let held: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    SLOTS[next].set(held).ok()?;
+    index.ids.insert(held, id);
+    index.bytes += cost;
+    HELD_BYTES.store(index.bytes, Ordering::Relaxed);
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_string_gets_the_same_id_and_resolves_back() {
+        let a = intern_name("symbols_test_name").unwrap();
+        assert_eq!(intern_name("symbols_test_name"), Some(a));
+        assert_eq!(resolve(a), Some("symbols_test_name"));
+        let v = intern_value(a, "prod").unwrap();
+        assert_eq!(intern_value(a, "prod"), Some(v));
+        assert_eq!(resolve(v), Some("prod"));
+        assert!(intern_name(&"x".repeat(MAX_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn a_high_cardinality_name_stops_being_interned() {
+        let name = intern_name("symbols_test_request_id").unwrap();
+        let interned = (0..MAX_VALUES_PER_NAME + 10)
+            .filter(|i| intern_value(name, &format!("req-{i}")).is_some())
+            .count();
+        assert_eq!(interned, MAX_VALUES_PER_NAME as usize);
+        // Values interned before the cap keep their ids.
+        assert!(intern_value(name, "req-0").is_some());
+        assert!(intern_value(name, "req-999999").is_none());
+    }
+}
