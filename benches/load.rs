@@ -6,6 +6,7 @@
 //!   cargo bench --bench load                      # 100k series, 20 measured rounds
 //!   cargo bench --bench load -- --series 20000 --rounds 10 --concurrency 4
 //!   cargo bench --bench load -- --fill-rings      # memory per series with full 1 h rings
+//!   SINK_CPUS=0 cargo bench --bench load -- --skip-vm --concurrency 1   # the sink on one core
 //!   cargo bench --bench load -- --paced           # all in: paced 1 s rounds, CPU incl. upkeep
 //!   cargo bench --bench load -- --paced --interval 15 --repeat 3   # the real scrape interval
 //!   cargo bench --bench load -- --paced --churn 10 # 10 % of series replaced per round
@@ -141,7 +142,15 @@ async fn wait_ready(client: &reqwest::Client, url: &str) -> bool {
 
 fn start_sink(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sre-agent"));
+    // `SINK_CPUS=0` pins the sink to one core (taskset), to see how it scales with cores.
+    let mut command = match std::env::var("SINK_CPUS") {
+        Ok(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus, env!("CARGO_BIN_EXE_sre-agent")]);
+            c
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_sre-agent")),
+    };
     command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
     if let Some(config) = config {
         command.arg("--config").arg(config);
@@ -189,6 +198,17 @@ async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
         .await
         .expect("status request");
     response.json().await.expect("status JSON")
+}
+
+/// A counter of the sink's `/metrics` (0 when absent).
+async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let Ok(response) = client.get(format!("{base}/metrics")).send().await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn encode(requests: &[Vec<sre_agent::ingest::encode::TimeSeries>]) -> Vec<Vec<u8>> {
@@ -354,6 +374,7 @@ fn main() {
         let sink = start_sink(&dir, None);
         rt.block_on(async {
             assert!(wait_ready(&client, &format!("{}/ready", sink.base)).await);
+            let rss_before = rss_bytes(sink.child.id());
             for r in 0..rounds {
                 let bodies = Arc::new(encode_round(o.series, r, base));
                 send_round(&client, &sink.write_url, bodies, o.concurrency).await;
@@ -372,6 +393,12 @@ fn main() {
                 "  process RSS:            {:.0} bytes/series ({:.1} MiB)",
                 rss as f64 / series as f64,
                 rss as f64 / 1048576.0
+            );
+            let grown = rss.saturating_sub(rss_before);
+            println!(
+                "  RSS after - before:     {:.0} bytes/series ({:.1} MiB before the first write)",
+                grown as f64 / series as f64,
+                rss_before as f64 / 1048576.0
             );
         });
         let _ = std::fs::remove_dir_all(&dir);
@@ -409,9 +436,17 @@ fn main() {
             &format!("{}/ready", sink.base),
         ));
         let status = rt.block_on(status(&client, &sink.base));
+        let waits = rt.block_on(metric(
+            &client,
+            &sink.base,
+            "sre_agent_store_shard_lock_waits_total",
+        ));
+        let requests = (o.rounds + o.warmup) * o.series.div_ceil(PER_REQUEST);
         eprintln!(
-            "sink: {} series, {} samples detected",
-            status["series_active"], status["samples_detected"]
+            "sink: {} series, {} samples detected, {waits} shard lock waits in {requests} requests ({:.2} per request)",
+            status["series_active"],
+            status["samples_detected"],
+            waits / requests.max(1) as f64
         );
         results.push(r);
     }

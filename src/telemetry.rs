@@ -88,6 +88,7 @@ pub struct Telemetry {
     pub exemplars_received: AtomicU64,
     pub metadata_received: AtomicU64,
     pub series_created: AtomicU64,
+    pub shard_lock_waits: AtomicU64,
     pub samples_detected: AtomicU64,
     pub anomaly_events: AtomicU64,
     pub write_request_duration: Histogram,
@@ -212,6 +213,12 @@ impl Telemetry {
             "sre_agent_series_created_total",
             "Series created.",
             self.series_created.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "sre_agent_store_shard_lock_waits_total",
+            "Shard locks a write found held and waited for (one per shard per request at most).",
+            self.shard_lock_waits.load(Ordering::Relaxed),
         );
         counter(
             out,

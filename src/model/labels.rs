@@ -90,7 +90,7 @@ impl SeriesLabels {
     pub fn from_pairs<'a>(
         pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<Self, LabelError> {
-        let mut bytes = Vec::new();
+        let mut strings: Vec<(&str, &str)> = Vec::new();
         let mut prev: Option<&[u8]> = None;
         let mut has_name = false;
         for (name, value) in pairs {
@@ -121,22 +121,23 @@ impl SeriesLabels {
             has_name |= name == b"__name__" && !value.is_empty();
             prev = Some(name);
             // Both were checked to be UTF-8 (a valid name is ASCII).
-            let name_id = std::str::from_utf8(name)
-                .ok()
-                .and_then(symbols::intern_name);
-            let value_id = name_id.and_then(|n| {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| symbols::intern_value(n, v))
-            });
-            push_string(&mut bytes, name_id, name);
-            push_string(&mut bytes, value_id, value);
+            strings.push((
+                std::str::from_utf8(name).unwrap_or(""),
+                std::str::from_utf8(value).unwrap_or(""),
+            ));
         }
-        if bytes.is_empty() {
+        if strings.is_empty() {
             return Err(LabelError::Empty);
         }
         if !has_name {
             return Err(LabelError::NoName);
+        }
+        let mut ids = vec![(None, None); strings.len()];
+        symbols::intern_label_set(&strings, &mut ids, true);
+        let mut bytes = Vec::new();
+        for (&(name, value), &(name_id, value_id)) in strings.iter().zip(&ids) {
+            push_string(&mut bytes, name_id, name.as_bytes());
+            push_string(&mut bytes, value_id, value.as_bytes());
         }
         Ok(Self {
             bytes: bytes.into_boxed_slice(),

@@ -23,9 +23,11 @@ pub const MAX_VALUES_PER_NAME: u32 = 4096;
 static SLOTS: [OnceLock<&'static str>; MAX_SYMBOLS] = [const { OnceLock::new() }; MAX_SYMBOLS];
 static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
 
+type Hasher = xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
 #[derive(Default)]
 struct Index {
-    ids: HashMap<&'static str, u16>,
+    ids: HashMap<&'static str, u16, Hasher>,
     /// Distinct values interned per label-name id.
     values_per_name: HashMap<u16, u32>,
     bytes: usize,
@@ -48,47 +50,95 @@ pub fn held_bytes() -> usize {
 
 /// The id of a label name, interning it if there is room.
 pub fn intern_name(name: &str) -> Option<u16> {
-    intern(name, None)
+    let mut ids = [(None, None)];
+    intern_label_set(&[(name, "")], &mut ids, false);
+    ids[0].0
 }
 
 /// The id of a value of the label name `name_id`, interning it while that name has fewer
 /// than [`MAX_VALUES_PER_NAME`] values and there is room.
 pub fn intern_value(name_id: u16, value: &str) -> Option<u16> {
-    intern(value, Some(name_id))
+    let lock = index();
+    if let Some(&id) = lock
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .ids
+        .get(value)
+    {
+        return Some(id);
+    }
+    lock.write()
+        .unwrap_or_else(|p| p.into_inner())
+        .intern(value, Some(name_id))
 }
 
-fn intern(s: &str, value_of: Option<u16>) -> Option<u16> {
-    if s.len() > MAX_LEN {
-        return None;
-    }
+/// Ids for a label set's names and values (`None` where the string stays inline), with one
+/// read lock for a set whose strings are all known and one write lock otherwise: a new series
+/// pays two lock acquisitions, not one per string.
+pub fn intern_label_set(
+    pairs: &[(&str, &str)],
+    ids: &mut [(Option<u16>, Option<u16>)],
+    with_values: bool,
+) {
     let lock = index();
-    if let Some(&id) = lock.read().unwrap_or_else(|p| p.into_inner()).ids.get(s) {
-        return Some(id);
+    let mut complete = true;
+    {
+        let index = lock.read().unwrap_or_else(|p| p.into_inner());
+        for (&(name, value), out) in pairs.iter().zip(ids.iter_mut()) {
+            out.0 = index.ids.get(name).copied();
+            out.1 = if with_values {
+                index.ids.get(value).copied()
+            } else {
+                None
+            };
+            complete &= out.0.is_some() && (!with_values || out.1.is_some());
+        }
+    }
+    if complete {
+        return;
     }
     let mut index = lock.write().unwrap_or_else(|p| p.into_inner());
-    if let Some(&id) = index.ids.get(s) {
-        return Some(id);
+    for (&(name, value), out) in pairs.iter().zip(ids.iter_mut()) {
+        if out.0.is_none() {
+            out.0 = index.intern(name, None);
+        }
+        if with_values
+            && out.1.is_none()
+            && let Some(name_id) = out.0
+        {
+            out.1 = index.intern(value, Some(name_id));
+        }
     }
-    // The string, its slot's pointer and its index entry.
-    let cost = s.len() + 2 * std::mem::size_of::<&str>() + 8;
-    let next = index.ids.len();
-    if next >= MAX_SYMBOLS || index.bytes + cost > MAX_BYTES {
-        return None;
-    }
-    if let Some(name_id) = value_of {
-        let count = index.values_per_name.entry(name_id).or_insert(0);
-        if *count >= MAX_VALUES_PER_NAME {
+}
+
+impl Index {
+    fn intern(&mut self, s: &str, value_of: Option<u16>) -> Option<u16> {
+        if let Some(&id) = self.ids.get(s) {
+            return Some(id);
+        }
+        if s.len() > MAX_LEN {
             return None;
         }
-        *count += 1;
+        // The string, its slot's pointer and its index entry.
+        let cost = s.len() + 2 * std::mem::size_of::<&str>() + 8;
+        let next = self.ids.len();
+        if next >= MAX_SYMBOLS || self.bytes + cost > MAX_BYTES {
+            return None;
+        }
+        if let Some(name_id) = value_of {
+            let count = self.values_per_name.entry(name_id).or_insert(0);
+            if *count >= MAX_VALUES_PER_NAME {
+                return None;
+            }
+            *count += 1;
+        }
+        let held: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        SLOTS[next].set(held).ok()?;
+        self.ids.insert(held, next as u16);
+        self.bytes += cost;
+        HELD_BYTES.store(self.bytes, Ordering::Relaxed);
+        Some(next as u16)
     }
-    let id = next as u16;
-    let held: &'static str = Box::leak(s.to_owned().into_boxed_str());
-    SLOTS[next].set(held).ok()?;
-    index.ids.insert(held, id);
-    index.bytes += cost;
-    HELD_BYTES.store(index.bytes, Ordering::Relaxed);
-    Some(id)
 }
 
 #[cfg(test)]

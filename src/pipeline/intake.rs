@@ -155,6 +155,8 @@ impl Intake {
         t.reject(RejectReason::InvalidLabels, stats.refused_invalid_labels);
         t.series_created
             .fetch_add(stats.new_series, Ordering::Relaxed);
+        t.shard_lock_waits
+            .fetch_add(stats.lock_waits, Ordering::Relaxed);
         t.samples_detected
             .fetch_add(stats.detected, Ordering::Relaxed);
         self.handle_events(events);

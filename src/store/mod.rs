@@ -92,6 +92,9 @@ pub struct ApplyStats {
     pub first_refusal: Option<String>,
     /// Samples that went through the detectors.
     pub detected: u64,
+    /// Shard locks this request found held (by another request, upkeep or a reader) and
+    /// waited for: how much the shard locks limit concurrent writers.
+    pub lock_waits: u64,
 }
 
 impl ApplyStats {
@@ -267,7 +270,14 @@ impl Store {
             if start == end {
                 continue;
             }
-            let mut shard = self.lock(shard_index);
+            let mut shard = match self.shards[shard_index].try_lock() {
+                Ok(shard) => shard,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    stats.lock_waits += 1;
+                    self.lock(shard_index)
+                }
+            };
             for &i in &order[start..end] {
                 let entry = &batch.series[i as usize];
                 self.apply_series(&mut shard, batch, entry, now, &mut stats, events);
