@@ -89,10 +89,14 @@ fn main() {
     }
     let series = store.series_count().max(1) as f64;
     let (mut inline, mut labels, mut ring, mut state) = (0usize, 0usize, 0usize, 0usize);
+    let mut ring_parts = [0usize; 4];
     store.for_each(|s| {
         inline += std::mem::size_of_val(s);
         labels += s.labels.heap_bytes();
         ring += s.ring.heap_bytes();
+        for (sum, part) in ring_parts.iter_mut().zip(s.ring.heap_parts()) {
+            *sum += part;
+        }
         state += s.state.heap_bytes();
     });
     let live = (LIVE_BYTES.load(Ordering::Relaxed) - live0) as f64;
@@ -103,8 +107,31 @@ fn main() {
         series as u64
     );
     println!("  inline (Series struct)   {:7.0}", inline as f64 / series);
+    println!(
+        "    of which labels {}, ring {}, detection state {}:",
+        std::mem::size_of::<sre_agent::model::labels::SeriesLabels>(),
+        std::mem::size_of::<sre_agent::store::ring::Ring>(),
+        std::mem::size_of::<sre_agent::detect::state::SeriesState>()
+    );
+    for (part, bytes) in sre_agent::detect::state::SeriesState::inline_layout() {
+        println!("      {part:<20} {bytes:5}");
+    }
+    println!(
+        "    novelty: drift {}; seasonal profile when present {} + {} per bin",
+        std::mem::size_of::<sre_agent::detect::drift::DriftState>(),
+        std::mem::size_of::<sre_agent::detect::seasonal::SeasonalProfile>(),
+        std::mem::size_of::<sre_agent::detect::seasonal::Bin>()
+    );
     println!("  labels heap              {:7.0}", labels as f64 / series);
     println!("  ring heap                {:7.0}", ring as f64 / series);
+    let per = |b: usize| b as f64 / series;
+    println!(
+        "    sealed {:.0} used of {:.0} held, head {:.0} used of {:.0} held",
+        per(ring_parts[0]),
+        per(ring_parts[1]),
+        per(ring_parts[2]),
+        per(ring_parts[3])
+    );
     println!("  detector heap            {:7.0}", state as f64 / series);
     let shared = sre_agent::model::symbols::held_bytes();
     println!("  shared label strings     {:7.0}", shared as f64 / series);

@@ -14,7 +14,7 @@ use super::forecast::ForecastParams;
 use super::lifecycle::{LifecycleParams, Transition};
 use super::multivariate::ServiceParams;
 use super::peers::PeerParams;
-use super::state::{SeriesState, SeriesView};
+use super::state::{SeriesState, SeriesView, StoredScore};
 use super::upkeep::services::ServiceFiring;
 use super::{Channel, ClassParams, DetectParams, DetectorState, Score, Severity};
 use crate::config::catalog::{Catalog, NO_CLASS};
@@ -152,7 +152,7 @@ impl Detection {
             return false;
         };
         let score = state.detector.update(ts, x, &self.options.detect, class);
-        state.last_score = score;
+        state.last_score = StoredScore::keep(&score);
         let transition = state.lifecycle.observe(ts, &score, &self.options.lifecycle);
         state.detector.in_anomaly = state.lifecycle.is_firing();
         let Some(t) = transition else {
@@ -261,11 +261,11 @@ impl Detection {
             ts,
             score: Score {
                 // The sample that confirmed an anomaly may not be the one that raised it.
-                channel: match state.last_score.channel {
+                channel: match state.last_score().channel {
                     Channel::None => state.lifecycle.trigger,
                     c => c,
                 },
-                ..state.last_score
+                ..state.last_score()
             },
             severity,
             reason,

@@ -47,12 +47,61 @@ pub struct SeriesState {
     pub(super) rate: RateState,
     pub(super) detector: DetectorState,
     pub(super) lifecycle: Lifecycle,
-    pub(super) last_score: Score,
+    pub(super) last_score: StoredScore,
     /// Forecast and predicted breach, for catalog metrics with a breach threshold.
     pub(super) forecast: Option<Box<ForecastState>>,
     /// Id of the open peer_outlier anomaly (0 when none) and calm checks since it stood out.
     pub(super) peer_anomaly: u64,
     pub(super) peer_calm: u8,
+}
+
+/// The last score as a series keeps it: the score itself exact (replay writes it, thresholds
+/// compare it), the band and value as f32, which is more than /metrics, write-back and the API
+/// show of them. 32 bytes instead of [`Score`]'s 56, in every series.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct StoredScore {
+    score: f64,
+    sigma: f32,
+    expected: f32,
+    lower: f32,
+    upper: f32,
+    value: f32,
+    votes: u8,
+    channel: super::Channel,
+    anomalous: bool,
+    deviating: bool,
+}
+
+impl StoredScore {
+    pub(super) fn keep(s: &Score) -> Self {
+        Self {
+            score: s.score,
+            sigma: s.sigma as f32,
+            expected: s.expected as f32,
+            lower: s.lower as f32,
+            upper: s.upper as f32,
+            value: s.value as f32,
+            votes: s.votes,
+            channel: s.channel,
+            anomalous: s.anomalous,
+            deviating: s.deviating,
+        }
+    }
+
+    pub(super) fn expand(&self) -> Score {
+        Score {
+            score: self.score,
+            anomalous: self.anomalous,
+            deviating: self.deviating,
+            channel: self.channel,
+            sigma: f64::from(self.sigma),
+            expected: f64::from(self.expected),
+            lower: f64::from(self.lower),
+            upper: f64::from(self.upper),
+            votes: self.votes,
+            value: f64::from(self.value),
+        }
+    }
 }
 
 /// A series' band as the API shows it.
@@ -83,7 +132,7 @@ impl SeriesState {
             rate: RateState::default(),
             detector,
             lifecycle: Lifecycle::default(),
-            last_score: Score::default(),
+            last_score: StoredScore::default(),
             forecast: None,
             peer_anomaly: 0,
             peer_calm: 0,
@@ -99,9 +148,9 @@ impl SeriesState {
         self.lifecycle.is_firing()
     }
 
-    /// The last score, for /metrics, write-back and the API.
+    /// The last score, for /metrics, write-back, replay and the API.
     pub fn last_score(&self) -> Score {
-        self.last_score
+        self.last_score.expand()
     }
 
     pub fn forecast_points(&self) -> &[ForecastPoint] {
@@ -151,6 +200,26 @@ impl SeriesState {
                 discovered: p.discovered,
             }),
         }
+    }
+
+    /// Inline bytes of each part, for the memory breakdown (what a series costs before heap).
+    pub fn inline_layout() -> [(&'static str, usize); 10] {
+        use std::mem::size_of;
+        [
+            ("rate", size_of::<RateState>()),
+            ("ewma", size_of::<super::ewma::Ewma>()),
+            ("robust", size_of::<super::robust::RobustStats>()),
+            (
+                "seasonal (box)",
+                size_of::<Option<Box<super::seasonal::SeasonalProfile>>>(),
+            ),
+            ("novelty", size_of::<super::novelty::NoveltyState>()),
+            ("rest", size_of::<super::rest::Rest>()),
+            ("lifecycle", size_of::<Lifecycle>()),
+            ("last score", size_of::<StoredScore>()),
+            ("forecast (box)", size_of::<Option<Box<ForecastState>>>()),
+            ("state total", size_of::<Self>()),
+        ]
     }
 
     /// Heap bytes held (the inline part is counted with the series).

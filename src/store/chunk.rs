@@ -288,9 +288,12 @@ impl HeadChunk {
             records.extend_from_slice(bytes);
         });
         let mut bits = std::mem::take(&mut self.bits);
-        // A buffer a burst of XOR values grew stays as large as it got unless given back.
-        if bits.bytes.capacity() > 2 * head_len + HEAD_CAPACITY {
-            bits.bytes = Vec::with_capacity(head_len + head_len / 8);
+        // The next head of a series is about as long as this one: keep room for it and an
+        // eighth more, and give back the rest (doubling growth leaves up to half unused, in
+        // every series, for good). In steady state the buffer then fits and is kept.
+        let fit = head_len + head_len / 8;
+        if bits.bytes.capacity() > fit + 8 {
+            bits.bytes = Vec::with_capacity(fit);
         }
         bits.bytes.clear();
         bits.used = 0;
@@ -321,6 +324,10 @@ impl HeadChunk {
 
     pub fn heap_bytes(&self) -> usize {
         self.bits.bytes.capacity()
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.bits.bytes.len()
     }
 }
 

@@ -88,6 +88,16 @@ impl Ring {
     pub fn heap_bytes(&self) -> usize {
         self.sealed.capacity() + self.head.heap_bytes()
     }
+
+    /// Bytes used and held by the sealed chunks and by the head, for the memory breakdown.
+    pub fn heap_parts(&self) -> [usize; 4] {
+        [
+            self.sealed.len(),
+            self.sealed.capacity(),
+            self.head.used_bytes(),
+            self.head.heap_bytes(),
+        ]
+    }
 }
 
 #[cfg(test)]

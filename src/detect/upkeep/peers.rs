@@ -42,7 +42,7 @@ impl Detection {
                 .or_default()
                 .push(Member {
                     series: s.hash,
-                    level: state.last_score.value,
+                    level: state.last_score().value,
                     sigma: 1.4826 * state.detector.robust.mad,
                     min_rel_deviation: class.min_rel_deviation,
                     min_abs_deviation: class.min_abs_deviation,
