@@ -643,12 +643,7 @@ mod tests {
 
     #[test]
     fn idle_series_are_evicted() {
-        let opts = StoreOptions {
-            shards: 2,
-            idle_timeout: Duration::from_secs(0),
-            ..Default::default()
-        };
-        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let s = store_with(|o| o.idle_timeout = Duration::from_secs(0));
         let mut ev = Vec::new();
         s.apply(
             &mut batch(&[TimeSeries::new(&[("__name__", "x")], &[(1, 1.0)])]),
@@ -662,12 +657,7 @@ mod tests {
 
     #[test]
     fn series_past_one_segment_are_found_and_freed_slots_reused() {
-        let opts = StoreOptions {
-            shards: 2,
-            idle_timeout: Duration::from_secs(0),
-            ..Default::default()
-        };
-        let s = Store::new(opts, crate::config::Config::default().catalog().unwrap());
+        let s = store_with(|o| o.idle_timeout = Duration::from_secs(0));
         let mut ev = Vec::new();
         let write = |prefix: &str, ev: &mut Vec<AnomalyEvent>| {
             let series: Vec<TimeSeries> = (0..300)
