@@ -5,7 +5,11 @@
 //! strength) is decided off the hot path by [`SeasonalProfile::evaluate`]; until then the
 //! profile only learns.
 
+/// 18 bytes, not 20: packed to the count's alignment, so a 24-bin profile is 48 bytes smaller
+/// in each of the series that keep one. Fields are read and written by value (an unaligned
+/// f32 costs nothing on x86-64 or aarch64); nothing takes a reference to one.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[repr(C, packed(2))]
 pub struct Bin {
     pub mean: f32,
     pub var: f32,
@@ -301,6 +305,11 @@ mod tests {
 
     fn daily(ts: i64) -> f64 {
         100.0 + 50.0 * ((ts as f64 / DAY as f64) * std::f64::consts::TAU).sin()
+    }
+
+    #[test]
+    fn a_bin_is_eighteen_bytes() {
+        assert_eq!(std::mem::size_of::<Bin>(), 18);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Timestamps are stored as delta-of-delta (a regular 15 s scrape costs one bit). Values are
 //! stored as the difference of their integer at a decimal scale ([`super::decimal`]) while every
-//! value of the chunk is a short decimal (most metrics: `12.3` with noise costs ~10 bits where
-//! its XOR costs ~50), and otherwise as the XOR with the previous value (an unchanged value
+//! value of the chunk is a short decimal, in an adaptive Rice code (most metrics: `12.3` with
+//! noise costs ~7 bits where its XOR costs ~50), and otherwise as the XOR with the previous value (an unchanged value
 //! costs one bit), the scheme of Facebook's Gorilla paper and of Prometheus' XOR chunks. A head
 //! that meets a value its scale cannot hold re-encodes itself as XOR, once.
 
@@ -124,6 +124,9 @@ pub struct HeadChunk {
     /// The scale the previous chunk of this series needed, tried first so a series whose
     /// decimals vary does not fall back to XOR at every chunk.
     scale_hint: u8,
+    /// Rice parameter of the decimal deltas ([`decimal::write_rice`]); kept across seals, so
+    /// the next chunk starts where this one's deltas left it (and records that start).
+    rice_k: u8,
 }
 
 impl HeadChunk {
@@ -159,6 +162,10 @@ impl HeadChunk {
                 None => self.prev_value = value.to_bits(),
             }
             self.bits.write_bits(self.prev_value, 64);
+            if self.scale != XOR {
+                self.rice_k = decimal::rice_start(self.rice_k);
+                self.bits.write_bits(u64::from(self.rice_k), 6);
+            }
         } else {
             let delta = ts.wrapping_sub(self.prev_ts);
             if self.scale != XOR {
@@ -167,7 +174,8 @@ impl HeadChunk {
                     return self.push_as(ts, value, false);
                 };
                 write_dod(&mut self.bits, delta.wrapping_sub(self.prev_delta));
-                decimal::write_delta(&mut self.bits, m.wrapping_sub(self.prev_value as i64));
+                let step = m.wrapping_sub(self.prev_value as i64);
+                decimal::write_rice(&mut self.bits, step, &mut self.rice_k);
                 self.prev_value = m as u64;
             } else {
                 write_dod(&mut self.bits, delta.wrapping_sub(self.prev_delta));
@@ -197,6 +205,7 @@ impl HeadChunk {
         *self = Self {
             bits,
             scale_hint: finer.unwrap_or(XOR),
+            rice_k: self.rice_k,
             ..Self::default()
         };
         for &(t, v) in &samples {
@@ -300,6 +309,7 @@ impl HeadChunk {
         *self = Self {
             bits,
             scale_hint: hint,
+            rice_k: self.rice_k,
             ..Self::default()
         };
     }
@@ -409,10 +419,13 @@ fn decode_decimal(r: &mut BitReader<'_>, count: u16, k: u8, out: &mut Vec<(i64, 
     let (Some(ts0), Some(m0)) = (r.read_bits(64), r.read_bits(64)) else {
         return;
     };
+    let Some(mut rice) = r.read_bits(6).map(|v| v as u8) else {
+        return;
+    };
     let (mut ts, mut m, mut delta) = (ts0 as i64, m0 as i64, 0i64);
     out.push((ts, decimal::unscaled(m, k)));
     for _ in 1..count {
-        let (Some(dod), Some(step)) = (read_dod(r), decimal::read_delta(r)) else {
+        let (Some(dod), Some(step)) = (read_dod(r), decimal::read_rice(r, &mut rice)) else {
             return;
         };
         delta = delta.wrapping_add(dod);
