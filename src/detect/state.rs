@@ -56,8 +56,9 @@ pub struct SeriesState {
 }
 
 /// The last score as a series keeps it: the score itself exact (replay writes it, thresholds
-/// compare it), the band and value as f32, which is more than /metrics, write-back and the API
-/// show of them. 32 bytes instead of [`Score`]'s 56, in every series.
+/// compare it), the band, sigma and value to f32's 7 significant digits, what /metrics,
+/// write-back, the API and the peer check read of them (the exact value is in the ring; events
+/// carry these too). 32 bytes instead of [`Score`]'s 56, in every series.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(super) struct StoredScore {
     score: f64,
@@ -225,5 +226,43 @@ impl SeriesState {
     /// Heap bytes held (the inline part is counted with the series).
     pub fn heap_bytes(&self) -> usize {
         self.detector.heap_bytes() + self.forecast.as_ref().map_or(0, |f| f.heap_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_score_keeps_the_score_exact_and_the_band_to_seven_digits() {
+        let score = Score {
+            score: 0.727_200_000_000_1,
+            anomalous: true,
+            deviating: true,
+            channel: super::super::Channel::Density,
+            sigma: 4.25,
+            expected: 1_234_567.891,
+            lower: 1_000_000.5,
+            upper: 1_500_000.25,
+            votes: 3,
+            value: 2_000_000.125,
+        };
+        let back = StoredScore::keep(&score).expand();
+        assert_eq!(back.score.to_bits(), score.score.to_bits());
+        assert_eq!(
+            (back.anomalous, back.deviating, back.votes),
+            (true, true, 3)
+        );
+        assert_eq!(back.channel, score.channel);
+        for (kept, exact) in [
+            (back.expected, score.expected),
+            (back.lower, score.lower),
+            (back.upper, score.upper),
+            (back.value, score.value),
+            (back.sigma, score.sigma),
+        ] {
+            assert!(((kept - exact) / exact).abs() < 1e-7, "{kept} vs {exact}");
+        }
+        assert_eq!(std::mem::size_of::<StoredScore>(), 32);
     }
 }

@@ -1,11 +1,12 @@
 //! Compression of (timestamp, value) samples, appendable one sample at a time.
 //!
 //! Timestamps are stored as delta-of-delta (a regular 15 s scrape costs one bit). Values are
-//! stored as the difference of their integer at a decimal scale ([`super::decimal`]) while every
-//! value of the chunk is a short decimal, in an adaptive Rice code (most metrics: `12.3` with
-//! noise costs ~7 bits where its XOR costs ~50), and otherwise as the XOR with the previous value (an unchanged value
-//! costs one bit), the scheme of Facebook's Gorilla paper and of Prometheus' XOR chunks. A head
-//! that meets a value its scale cannot hold re-encodes itself as XOR, once.
+//! stored as the difference of their integer at a decimal scale ([`super::decimal`]), in an
+//! adaptive Rice code, while every value of the chunk is a short decimal (most metrics: `12.3`
+//! with noise costs ~7 bits where its XOR costs ~50), and otherwise as the XOR with the previous
+//! value (an unchanged value costs one bit), the scheme of Facebook's Gorilla paper and of
+//! Prometheus' XOR chunks. A head that meets a value its scale cannot hold re-encodes itself as
+//! XOR, once.
 
 use super::bits::{BitReader, BitWriter};
 use super::decimal;
@@ -334,10 +335,6 @@ impl HeadChunk {
 
     pub fn heap_bytes(&self) -> usize {
         self.bits.bytes.capacity()
-    }
-
-    pub fn used_bytes(&self) -> usize {
-        self.bits.bytes.len()
     }
 }
 

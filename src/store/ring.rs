@@ -94,7 +94,7 @@ impl Ring {
         [
             self.sealed.len(),
             self.sealed.capacity(),
-            self.head.used_bytes(),
+            self.head.encoded_len(),
             self.head.heap_bytes(),
         ]
     }
