@@ -38,7 +38,7 @@ fn index() -> &'static RwLock<Index> {
     INDEX.get_or_init(Default::default)
 }
 
-/// The string of an id handed out by [`intern_name`] or [`intern_value`].
+/// The string of an id handed out by [`intern_label_set`].
 pub fn resolve(id: u16) -> Option<&'static str> {
     SLOTS.get(usize::from(id))?.get().copied()
 }
@@ -46,30 +46,6 @@ pub fn resolve(id: u16) -> Option<&'static str> {
 /// Bytes the table holds (strings, slots in use and index entries), for the memory figures.
 pub fn held_bytes() -> usize {
     HELD_BYTES.load(Ordering::Relaxed)
-}
-
-/// The id of a label name, interning it if there is room.
-pub fn intern_name(name: &str) -> Option<u16> {
-    let mut ids = [(None, None)];
-    intern_label_set(&[(name, "")], &mut ids, false);
-    ids[0].0
-}
-
-/// The id of a value of the label name `name_id`, interning it while that name has fewer
-/// than [`MAX_VALUES_PER_NAME`] values and there is room.
-pub fn intern_value(name_id: u16, value: &str) -> Option<u16> {
-    let lock = index();
-    if let Some(&id) = lock
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .ids
-        .get(value)
-    {
-        return Some(id);
-    }
-    lock.write()
-        .unwrap_or_else(|p| p.into_inner())
-        .intern(value, Some(name_id))
 }
 
 /// Ids for a label set's names and values (`None` where the string stays inline), with one
@@ -145,26 +121,32 @@ impl Index {
 mod tests {
     use super::*;
 
+    /// The ids of one label pair, through the path a new series takes.
+    fn pair(name: &str, value: &str) -> (Option<u16>, Option<u16>) {
+        let mut ids = [(None, None)];
+        intern_label_set(&[(name, value)], &mut ids, true);
+        ids[0]
+    }
+
     #[test]
     fn the_same_string_gets_the_same_id_and_resolves_back() {
-        let a = intern_name("symbols_test_name").unwrap();
-        assert_eq!(intern_name("symbols_test_name"), Some(a));
+        let (a, v) = pair("symbols_test_name", "prod");
+        let (a, v) = (a.unwrap(), v.unwrap());
+        assert_eq!(pair("symbols_test_name", "prod"), (Some(a), Some(v)));
         assert_eq!(resolve(a), Some("symbols_test_name"));
-        let v = intern_value(a, "prod").unwrap();
-        assert_eq!(intern_value(a, "prod"), Some(v));
         assert_eq!(resolve(v), Some("prod"));
-        assert!(intern_name(&"x".repeat(MAX_LEN + 1)).is_none());
+        assert!(pair(&"x".repeat(MAX_LEN + 1), "v").0.is_none());
     }
 
     #[test]
     fn a_high_cardinality_name_stops_being_interned() {
-        let name = intern_name("symbols_test_request_id").unwrap();
+        let name = "symbols_test_request_id";
         let interned = (0..MAX_VALUES_PER_NAME + 10)
-            .filter(|i| intern_value(name, &format!("req-{i}")).is_some())
+            .filter(|i| pair(name, &format!("req-{i}")).1.is_some())
             .count();
         assert_eq!(interned, MAX_VALUES_PER_NAME as usize);
         // Values interned before the cap keep their ids.
-        assert!(intern_value(name, "req-0").is_some());
-        assert!(intern_value(name, "req-999999").is_none());
+        assert!(pair(name, "req-0").1.is_some());
+        assert!(pair(name, "req-999999").1.is_none());
     }
 }

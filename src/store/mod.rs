@@ -198,6 +198,18 @@ impl Store {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Self::lock`], adding one to `waits` when the lock was held by someone else.
+    fn lock_counting(&self, i: usize, waits: &mut u64) -> MutexGuard<'_, Shard> {
+        match self.shards[i].try_lock() {
+            Ok(shard) => shard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                *waits += 1;
+                self.lock(i)
+            }
+        }
+    }
+
     fn now_secs(&self) -> u32 {
         self.epoch.elapsed().as_secs() as u32
     }
@@ -270,14 +282,7 @@ impl Store {
             if start == end {
                 continue;
             }
-            let mut shard = match self.shards[shard_index].try_lock() {
-                Ok(shard) => shard,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    stats.lock_waits += 1;
-                    self.lock(shard_index)
-                }
-            };
+            let mut shard = self.lock_counting(shard_index, &mut stats.lock_waits);
             for &i in &order[start..end] {
                 let entry = &batch.series[i as usize];
                 self.apply_series(&mut shard, batch, entry, now, &mut stats, events);
