@@ -10,13 +10,14 @@
 
 use super::bits::{BitReader, BitWriter};
 use super::decimal;
+use super::packed::{get_signed, put_signed};
 
 /// Samples per chunk before it is sealed. 60 at a 15 s interval is 15 minutes, so a 1 h ring
 /// holds 4–5 chunks. Smaller chunks keep the (less compact, appendable) head small; larger ones
-/// spread the sealed chunks' fixed overhead (≈ 40 bytes each) thinner.
+/// spread the sealed chunks' fixed overhead (a 12-byte header and the first value) thinner.
 pub const SAMPLES_PER_CHUNK: u16 = 60;
 
-/// Bytes reserved for a new head chunk: 16 for the first sample plus ~2.5 bits per sample for a
+/// Bytes reserved for a new head chunk: ≤ 18 for the first sample plus ~2.5 bits per sample for a
 /// regular gauge. Noisier series grow it (amortized doubling); sealing shrinks it to fit.
 const HEAD_CAPACITY: usize = 64;
 
@@ -25,21 +26,28 @@ const HEAD_CAPACITY: usize = 64;
 /// of a boxed chunk each saves a pointer, a length and an allocation per chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedHeader {
-    /// Newest sample's timestamp, for the retention.
+    /// Newest sample's timestamp, for the retention (and the packed encoding's time anchor).
     pub last_ts: i64,
-    pub bit_len: u32,
-    pub count: u16,
+    pub bit_len: u16,
+    pub count: u8,
     pub encoding: Encoding,
 }
 
 /// Bytes of a [`SealedHeader`] in the ring's buffer.
-pub const SEALED_HEADER: usize = 15;
+pub const SEALED_HEADER: usize = 12;
+
+/// Widest sample any encoding writes, in bits: a delta-of-delta escape (68) and an XOR value
+/// with a new window (77), or a Rice escape (78); the first sample takes at most 142. A full
+/// chunk must fit the header's 16-bit length, and its count the 8-bit one.
+const MAX_SAMPLE_BITS: usize = 160;
+const _: () = assert!((SAMPLES_PER_CHUNK as usize + 1) * MAX_SAMPLE_BITS <= u16::MAX as usize);
+const _: () = assert!(SAMPLES_PER_CHUNK <= u8::MAX as u16);
 
 impl SealedHeader {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.last_ts.to_le_bytes());
         out.extend_from_slice(&self.bit_len.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
+        out.push(self.count);
         out.push(match self.encoding {
             Encoding::Xor => 0,
             Encoding::Packed => 1,
@@ -52,9 +60,9 @@ impl SealedHeader {
         let h = records.get(..SEALED_HEADER)?;
         Some(Self {
             last_ts: i64::from_le_bytes(h[0..8].try_into().ok()?),
-            bit_len: u32::from_le_bytes(h[8..12].try_into().ok()?),
-            count: u16::from_le_bytes(h[12..14].try_into().ok()?),
-            encoding: match h[14] {
+            bit_len: u16::from_le_bytes(h[8..10].try_into().ok()?),
+            count: h[10],
+            encoding: match h[11] {
                 0 => Encoding::Xor,
                 1 => Encoding::Packed,
                 k => Encoding::Decimal((k - 2).min(decimal::SCALES - 1)),
@@ -75,9 +83,16 @@ pub fn decode_record(records: &[u8], out: &mut Vec<(i64, f64)>) -> Option<usize>
     let bytes = records.get(SEALED_HEADER..header.record_len())?;
     let bit_len = header.bit_len as usize;
     if header.encoding == Encoding::Packed {
-        super::packed::decode(bytes, bit_len, usize::from(header.count), out);
+        let count = usize::from(header.count);
+        super::packed::decode(bytes, bit_len, count, header.last_ts, out);
     } else {
-        decode(bytes, bit_len, header.count, header.encoding, out);
+        decode(
+            bytes,
+            bit_len,
+            u16::from(header.count),
+            header.encoding,
+            out,
+        );
     }
     Some(header.record_len())
 }
@@ -142,7 +157,7 @@ impl HeadChunk {
     fn push_as(&mut self, ts: i64, value: f64, decimal_allowed: bool) {
         if self.count == 0 {
             self.bits.bytes.reserve(HEAD_CAPACITY);
-            self.bits.write_bits(ts as u64, 64);
+            put_signed(&mut self.bits, ts);
             self.scale = XOR;
             self.leading = 0xff;
             let hinted = (decimal_allowed && self.scale_hint < decimal::SCALES)
@@ -159,10 +174,13 @@ impl HeadChunk {
                 Some((k, m)) => {
                     self.scale = k;
                     self.prev_value = m as u64;
+                    put_signed(&mut self.bits, m);
                 }
-                None => self.prev_value = value.to_bits(),
+                None => {
+                    self.prev_value = value.to_bits();
+                    self.bits.write_bits(self.prev_value, 64);
+                }
             }
-            self.bits.write_bits(self.prev_value, 64);
             if self.scale != XOR {
                 self.rice_k = decimal::rice_start(self.rice_k);
                 self.bits.write_bits(u64::from(self.rice_k), 6);
@@ -255,7 +273,8 @@ impl HeadChunk {
             return;
         }
         let head_len = self.bits.bytes.len();
-        let count = self.count;
+        // Both fit their fields: see `MAX_SAMPLE_BITS` and the assertions beside it.
+        let count = self.count as u8;
         let last_ts = self.prev_ts;
         let hint = if self.scale == XOR {
             self.scale_hint
@@ -277,7 +296,7 @@ impl HeadChunk {
                 Some(bits) => (
                     SealedHeader {
                         last_ts,
-                        bit_len: bits as u32,
+                        bit_len: bits as u16,
                         count,
                         encoding: Encoding::Packed,
                     },
@@ -286,7 +305,7 @@ impl HeadChunk {
                 None => (
                     SealedHeader {
                         last_ts,
-                        bit_len: self.bits.bit_len() as u32,
+                        bit_len: self.bits.bit_len() as u16,
                         count,
                         encoding: self.encoding(),
                     },
@@ -377,10 +396,10 @@ fn decode(bytes: &[u8], bit_len: usize, count: u16, encoding: Encoding, out: &mu
         decode_decimal(&mut r, count, k.min(decimal::SCALES - 1), out);
         return;
     }
-    let (Some(ts0), Some(v0)) = (r.read_bits(64), r.read_bits(64)) else {
+    let (Some(ts0), Some(v0)) = (get_signed(&mut r), r.read_bits(64)) else {
         return;
     };
-    let (mut ts, mut value) = (ts0 as i64, v0);
+    let (mut ts, mut value) = (ts0, v0);
     out.push((ts, f64::from_bits(value)));
     let (mut delta, mut leading, mut trailing) = (0i64, 0u8, 0u8);
     for _ in 1..count {
@@ -413,13 +432,13 @@ fn decode(bytes: &[u8], bit_len: usize, count: u16, encoding: Encoding, out: &mu
 }
 
 fn decode_decimal(r: &mut BitReader<'_>, count: u16, k: u8, out: &mut Vec<(i64, f64)>) {
-    let (Some(ts0), Some(m0)) = (r.read_bits(64), r.read_bits(64)) else {
+    let (Some(ts0), Some(m0)) = (get_signed(r), get_signed(r)) else {
         return;
     };
     let Some(mut rice) = r.read_bits(6).map(|v| v as u8) else {
         return;
     };
-    let (mut ts, mut m, mut delta) = (ts0 as i64, m0 as i64, 0i64);
+    let (mut ts, mut m, mut delta) = (ts0, m0, 0i64);
     out.push((ts, decimal::unscaled(m, k)));
     for _ in 1..count {
         let (Some(dod), Some(step)) = (read_dod(r), decimal::read_rice(r, &mut rice)) else {
@@ -494,6 +513,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_steady_chunk_is_its_header_and_eight_bytes() {
+        let last = 1_700_000_000_000 + 59 * 15_000;
+        let mut head = HeadChunk::default();
+        for i in 0..i64::from(SAMPLES_PER_CHUNK) {
+            head.push(1_700_000_000_000 + i * 15_000, 42.5);
+        }
+        let mut records = Vec::new();
+        head.seal_into(&mut records);
+        let header = SealedHeader::read(&records).unwrap();
+        assert_eq!((header.last_ts, header.count), (last, 60));
+        assert_eq!(header.encoding, Encoding::Packed);
+        // No first timestamp is stored: the deltas lead back from the header's last one.
+        assert_eq!(records.len(), SEALED_HEADER + 8);
+        let mut out = Vec::new();
+        decode_record(&records, &mut out);
+        assert_eq!(out.first(), Some(&(1_700_000_000_000, 42.5)));
+        assert_eq!(out.last(), Some(&(last, 42.5)));
+    }
+
+    #[test]
     fn special_values_survive() {
         let samples = vec![
             (1, f64::NAN),
@@ -518,10 +557,10 @@ mod tests {
             head.push(t, v);
         }
         assert_eq!(head.encoding(), Encoding::Decimal(1));
-        // 16 bytes for the first sample, 2 for the first interval, then 1 bit of timestamp
+        // 9 bytes for the first sample, 2 for the first interval, then 1 bit of timestamp
         // and 9 of value (XOR: 8 times that).
         assert!(
-            head.encoded_len() <= 16 + 2 + 59 * 10 / 8 + 2,
+            head.encoded_len() <= 9 + 2 + 59 * 10 / 8 + 2,
             "{}",
             head.encoded_len()
         );

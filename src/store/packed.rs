@@ -19,14 +19,16 @@ fn decimal_scale(values: impl Iterator<Item = f64> + Clone) -> Option<u8> {
     (0..SCALES).find(|&k| values.clone().all(|v| scaled(v, k).is_some()))
 }
 
-fn put_signed(w: &mut BitWriter, v: i64) {
+/// A signed integer as its zigzag's bit width (7 bits) and that many bits: a first value or a
+/// delta costs what its size needs, not 64 bits.
+pub(super) fn put_signed(w: &mut BitWriter, v: i64) {
     let z = zigzag(v);
     let n = width(z);
     w.write_bits(u64::from(n), 7);
     w.write_bits(z, n);
 }
 
-fn get_signed(r: &mut BitReader<'_>) -> Option<i64> {
+pub(super) fn get_signed(r: &mut BitReader<'_>) -> Option<i64> {
     let n = r.read_bits(7)? as u8;
     if n > 64 {
         return None;
@@ -73,7 +75,7 @@ pub fn encode(samples: &[(i64, f64)], scratch: &mut Vec<i64>, w: &mut BitWriter)
     w.used = 0;
     let w = &mut *w;
     w.write_bits(u64::from(k), 3);
-    put_signed(w, ts0);
+    // No first timestamp: the record's header holds the last one, and the deltas lead back.
     scratch.clear();
     let mut prev = ts0;
     for &(t, _) in rest {
@@ -94,8 +96,9 @@ pub fn encode(samples: &[(i64, f64)], scratch: &mut Vec<i64>, w: &mut BitWriter)
     Some(w.bit_len())
 }
 
-/// Decodes `count` samples written by [`encode`]; a corrupt chunk ends early.
-pub fn decode(bytes: &[u8], bit_len: usize, count: usize, out: &mut Vec<(i64, f64)>) {
+/// Decodes `count` samples written by [`encode`], whose newest timestamp is `last_ts`; a
+/// corrupt chunk ends early.
+pub fn decode(bytes: &[u8], bit_len: usize, count: usize, last_ts: i64, out: &mut Vec<(i64, f64)>) {
     let mut r = BitReader::new(bytes, bit_len);
     let Some(k) = r
         .read_bits(3)
@@ -104,12 +107,10 @@ pub fn decode(bytes: &[u8], bit_len: usize, count: usize, out: &mut Vec<(i64, f6
     else {
         return;
     };
-    let Some(ts0) = get_signed(&mut r) else {
-        return;
-    };
     let start = out.len();
-    out.push((ts0, 0.0));
-    let mut t = ts0;
+    out.push((0, 0.0));
+    // Offsets from the first sample first; the last one's offset then places them all.
+    let mut t = 0i64;
     if get_deltas(&mut r, count.saturating_sub(1), |d| {
         t = t.wrapping_add(d);
         out.push((t, 0.0));
@@ -118,6 +119,10 @@ pub fn decode(bytes: &[u8], bit_len: usize, count: usize, out: &mut Vec<(i64, f6
     {
         out.truncate(start);
         return;
+    }
+    let ts0 = last_ts.wrapping_sub(t);
+    for sample in &mut out[start..] {
+        sample.0 = sample.0.wrapping_add(ts0);
     }
     let Some(m0) = get_signed(&mut r) else {
         out.truncate(start);
@@ -148,7 +153,8 @@ mod tests {
         let mut w = BitWriter::default();
         let bits = encode(samples, &mut Vec::new(), &mut w)?;
         let mut out = Vec::new();
-        decode(&w.bytes, bits, samples.len(), &mut out);
+        let last_ts = samples.last().map_or(0, |s| s.0);
+        decode(&w.bytes, bits, samples.len(), last_ts, &mut out);
         Some((out, w.bytes.len()))
     }
 

@@ -120,4 +120,36 @@ mod tests {
         assert!(out.windows(2).all(|w| w[1].0 - w[0].0 == 15_000));
         assert_eq!(ring.len(), out.len());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn keeps_every_sample_of_the_retention_whatever_the_values(
+            steps in proptest::collection::vec((1i64..40_000, proptest::prelude::any::<u64>(), 0u8..4), 1..700),
+            retention in 1i64..3_000_000,
+        ) {
+            let mut ring = Ring::default();
+            let mut pushed = Vec::new();
+            let mut ts = -5_000_000i64;
+            for (gap, bits, kind) in steps {
+                ts += gap;
+                // Short decimals mostly, arbitrary bits now and then (XOR heads, re-encodes).
+                let value = match kind {
+                    0 => f64::from_bits(bits),
+                    1 => (bits % 1000) as f64 / 100.0,
+                    _ => (bits % 50) as f64,
+                };
+                ring.push(ts, value, retention);
+                pushed.push((ts, value.to_bits()));
+            }
+            let mut out = Vec::new();
+            ring.decode_into(&mut out);
+            let out: Vec<(i64, u64)> = out.iter().map(|s| (s.0, s.1.to_bits())).collect();
+            proptest::prop_assert_eq!(ring.len(), out.len());
+            proptest::prop_assert!(pushed.ends_with(&out));
+            // What was dropped is older than the retention: whole chunks past the horizon.
+            let newest = pushed.last().map_or(0, |s| s.0);
+            let dropped = &pushed[..pushed.len() - out.len()];
+            proptest::prop_assert!(dropped.iter().all(|s| s.0 < newest - retention));
+        }
+    }
 }
