@@ -17,7 +17,7 @@ use super::packed::{get_signed, put_signed};
 /// spread the sealed chunks' fixed overhead (a 12-byte header and the first value) thinner.
 pub const SAMPLES_PER_CHUNK: u16 = 60;
 
-/// Bytes reserved for a new head chunk: ≤ 18 for the first sample plus ~2.5 bits per sample for a
+/// Bytes reserved for a new head chunk: ≤ 19 for the first sample plus ~2.5 bits per sample for a
 /// regular gauge. Noisier series grow it (amortized doubling); sealing shrinks it to fit.
 const HEAD_CAPACITY: usize = 64;
 
@@ -37,7 +37,7 @@ pub struct SealedHeader {
 pub const SEALED_HEADER: usize = 12;
 
 /// Widest sample any encoding writes, in bits: a delta-of-delta escape (68) and an XOR value
-/// with a new window (77), or a Rice escape (78); the first sample takes at most 142. A full
+/// with a new window (77), or a Rice escape (78); the first sample takes at most 148. A full
 /// chunk must fit the header's 16-bit length, and its count the 8-bit one.
 const MAX_SAMPLE_BITS: usize = 160;
 const _: () = assert!((SAMPLES_PER_CHUNK as usize + 1) * MAX_SAMPLE_BITS <= u16::MAX as usize);
