@@ -1,5 +1,19 @@
 //! Bit-level writer and reader for the Gorilla chunk encoding.
 
+/// Maps signed to unsigned so that small magnitudes of either sign get small codes.
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Bits needed to hold `v`.
+pub fn width(v: u64) -> u8 {
+    (64 - v.leading_zeros()) as u8
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct BitWriter {
     pub bytes: Vec<u8>,
@@ -36,6 +50,15 @@ impl BitWriter {
         }
     }
 
+    /// A signed integer as its zigzag's bit width (7 bits) and that many bits: a first value
+    /// or a delta costs what its size needs, not 64 bits.
+    pub fn write_signed(&mut self, v: i64) {
+        let z = zigzag(v);
+        let n = width(z);
+        self.write_bits(u64::from(n), 7);
+        self.write_bits(z, n);
+    }
+
     pub fn bit_len(&self) -> usize {
         if self.used == 0 {
             self.bytes.len() * 8
@@ -68,6 +91,15 @@ impl<'a> BitReader<'a> {
         let bit = byte & (0x80 >> (self.pos % 8)) != 0;
         self.pos += 1;
         Some(bit)
+    }
+
+    /// Reads what [`BitWriter::write_signed`] wrote.
+    pub fn read_signed(&mut self) -> Option<i64> {
+        let n = self.read_bits(7)? as u8;
+        if n > 64 {
+            return None;
+        }
+        Some(unzigzag(if n == 0 { 0 } else { self.read_bits(n)? }))
     }
 
     pub fn read_bits(&mut self, n: u8) -> Option<u64> {

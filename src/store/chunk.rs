@@ -10,7 +10,6 @@
 
 use super::bits::{BitReader, BitWriter};
 use super::decimal;
-use super::packed::{get_signed, put_signed};
 
 /// Samples per chunk before it is sealed. 60 at a 15 s interval is 15 minutes, so a 1 h ring
 /// holds 4–5 chunks. Smaller chunks keep the (less compact, appendable) head small; larger ones
@@ -157,7 +156,7 @@ impl HeadChunk {
     fn push_as(&mut self, ts: i64, value: f64, decimal_allowed: bool) {
         if self.count == 0 {
             self.bits.bytes.reserve(HEAD_CAPACITY);
-            put_signed(&mut self.bits, ts);
+            self.bits.write_signed(ts);
             self.scale = XOR;
             self.leading = 0xff;
             let hinted = (decimal_allowed && self.scale_hint < decimal::SCALES)
@@ -174,7 +173,7 @@ impl HeadChunk {
                 Some((k, m)) => {
                     self.scale = k;
                     self.prev_value = m as u64;
-                    put_signed(&mut self.bits, m);
+                    self.bits.write_signed(m);
                 }
                 None => {
                     self.prev_value = value.to_bits();
@@ -396,7 +395,7 @@ fn decode(bytes: &[u8], bit_len: usize, count: u16, encoding: Encoding, out: &mu
         decode_decimal(&mut r, count, k.min(decimal::SCALES - 1), out);
         return;
     }
-    let (Some(ts0), Some(v0)) = (get_signed(&mut r), r.read_bits(64)) else {
+    let (Some(ts0), Some(v0)) = (r.read_signed(), r.read_bits(64)) else {
         return;
     };
     let (mut ts, mut value) = (ts0, v0);
@@ -432,7 +431,7 @@ fn decode(bytes: &[u8], bit_len: usize, count: u16, encoding: Encoding, out: &mu
 }
 
 fn decode_decimal(r: &mut BitReader<'_>, count: u16, k: u8, out: &mut Vec<(i64, f64)>) {
-    let (Some(ts0), Some(m0)) = (get_signed(r), get_signed(r)) else {
+    let (Some(ts0), Some(m0)) = (r.read_signed(), r.read_signed()) else {
         return;
     };
     let Some(mut rice) = r.read_bits(6).map(|v| v as u8) else {

@@ -3,21 +3,13 @@
 //! chunks ([`super::packed`], deltas at the chunk's width). Exactness is checked bit for bit, so
 //! NaN, -0.0 and binary fractions such as 0.1 + 0.2 are never stored this way.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{BitReader, BitWriter, unzigzag, zigzag};
 
 pub const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 /// Integers up to 2^53 are exact in an f64.
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 /// The largest scale, so `k < SCALES` always indexes [`POW10`].
 pub const SCALES: u8 = POW10.len() as u8;
-
-pub fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
 
 /// `m` such that `v` is bit for bit `m / 10^k`, if there is one.
 pub fn scaled(v: f64, k: u8) -> Option<i64> {

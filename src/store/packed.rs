@@ -7,33 +7,12 @@
 //! Exactness is checked bit for bit: a value that does not survive the round trip (NaN, -0.0,
 //! 0.1 + 0.2) keeps the chunk in Gorilla form.
 
-use super::bits::{BitReader, BitWriter};
-use super::decimal::{POW10, SCALES, scaled, unzigzag, zigzag};
-
-fn width(v: u64) -> u8 {
-    (64 - v.leading_zeros()) as u8
-}
+use super::bits::{BitReader, BitWriter, width};
+use super::decimal::{POW10, SCALES, scaled};
 
 /// The smallest `k` such that every value is exactly an integer divided by 10^k.
 fn decimal_scale(values: impl Iterator<Item = f64> + Clone) -> Option<u8> {
     (0..SCALES).find(|&k| values.clone().all(|v| scaled(v, k).is_some()))
-}
-
-/// A signed integer as its zigzag's bit width (7 bits) and that many bits: a first value or a
-/// delta costs what its size needs, not 64 bits.
-pub(super) fn put_signed(w: &mut BitWriter, v: i64) {
-    let z = zigzag(v);
-    let n = width(z);
-    w.write_bits(u64::from(n), 7);
-    w.write_bits(z, n);
-}
-
-pub(super) fn get_signed(r: &mut BitReader<'_>) -> Option<i64> {
-    let n = r.read_bits(7)? as u8;
-    if n > 64 {
-        return None;
-    }
-    Some(unzigzag(if n == 0 { 0 } else { r.read_bits(n)? }))
 }
 
 /// Writes deltas as (minimum, width, each minus the minimum at that width).
@@ -45,7 +24,7 @@ fn put_deltas(w: &mut BitWriter, deltas: &[i64]) {
         .max()
         .unwrap_or(0);
     let n = width(span);
-    put_signed(w, min);
+    w.write_signed(min);
     w.write_bits(u64::from(n), 7);
     for &d in deltas {
         w.write_bits(d.wrapping_sub(min) as u64, n);
@@ -53,7 +32,7 @@ fn put_deltas(w: &mut BitWriter, deltas: &[i64]) {
 }
 
 fn get_deltas(r: &mut BitReader<'_>, count: usize, mut each: impl FnMut(i64)) -> Option<()> {
-    let min = get_signed(r)?;
+    let min = r.read_signed()?;
     let n = r.read_bits(7)? as u8;
     if n > 64 {
         return None;
@@ -84,7 +63,7 @@ pub fn encode(samples: &[(i64, f64)], scratch: &mut Vec<i64>, w: &mut BitWriter)
     }
     put_deltas(w, scratch);
     let m0 = (v0 * p).round() as i64;
-    put_signed(w, m0);
+    w.write_signed(m0);
     scratch.clear();
     let mut prev = m0;
     for &(_, v) in rest {
@@ -124,7 +103,7 @@ pub fn decode(bytes: &[u8], bit_len: usize, count: usize, last_ts: i64, out: &mu
     for sample in &mut out[start..] {
         sample.0 = sample.0.wrapping_add(ts0);
     }
-    let Some(m0) = get_signed(&mut r) else {
+    let Some(m0) = r.read_signed() else {
         out.truncate(start);
         return;
     };
